@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Runs pagoda's whole test suite: the native build, the portable build (generic
+# code + run-time dispatched SIMD, each kernel path forced in turn by the tests),
+# the unit tests under AddressSanitizer + UndefinedBehaviorSanitizer, and a
+# bounded run of each fuzz target. Set QUICK=1 to run only the native build.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+jobs=$(nproc 2>/dev/null || echo 2)
+status=0
+
+run_suite() { # name, cmake flags...
+  local name=$1; shift
+  echo "== $name build"
+  cmake -S . -B "build-test-$name" -DCMAKE_BUILD_TYPE=Release "$@" >/dev/null
+  cmake --build "build-test-$name" -j "$jobs" >/dev/null
+  echo "== $name tests"
+  (cd "build-test-$name" && ctest --output-on-failure -j "$jobs") || status=1
+}
+
+run_suite native -DPAGODA_NATIVE=ON
+if [ "${QUICK:-0}" != 1 ]; then
+  run_suite portable -DPAGODA_NATIVE=OFF
+  run_suite sanitize -DPAGODA_NATIVE=OFF -DPAGODA_SANITIZE=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo
+  echo "== fuzz (bounded)"
+  FUZZ_SECONDS=${FUZZ_SECONDS:-60} bash scripts/fuzz.sh || status=1
+fi
+exit $status

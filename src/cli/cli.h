@@ -1,0 +1,24 @@
+/*
+ * cli.h: the `pagoda` subcommands. Each takes the arguments after its name
+ * (argv[0] is the subcommand) and returns the process exit code; only the
+ * command-line layer prints usage or exits.
+ */
+#ifndef PAGODA_CLI_H
+#define PAGODA_CLI_H
+
+int cmd_info(int argc, char **argv);
+int cmd_synth(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
+int cmd_tokenize(int argc, char **argv);
+int cmd_convert(int argc, char **argv);
+int cmd_pull(int argc, char **argv);
+
+/* Prints "pagoda: <msg>" to stderr and returns 1 (the exit code for a failed command). */
+int cli_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Parses a whole decimal integer within [lo, hi]; returns 0 or -1. */
+int cli_parse_int(const char *s, long long lo, long long hi, long long *out);
+/* Parses a finite float; returns 0 or -1. */
+int cli_parse_float(const char *s, double *out);
+
+#endif

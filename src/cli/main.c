@@ -1,0 +1,90 @@
+/* main.c: the `pagoda` executable: picks a subcommand and runs it. */
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "pagoda.h"
+
+struct command {
+    const char *name;
+    int (*fn)(int argc, char **argv);
+    const char *help;
+};
+
+static const struct command commands[] = {
+    {"info", cmd_info, "show a GGUF model: architecture, tensors, memory needs"},
+    {"synth", cmd_synth, "write a model of real shape with seeded random weights"},
+    {"bench", cmd_bench, "measure memory bandwidth, int8 peak and kernel speed"},
+    {"tokenize", cmd_tokenize, "show how a model's tokenizer splits text (and back)"},
+    {"convert", cmd_convert, "convert a llama2.c checkpoint to GGUF"},
+    {"pull", cmd_pull, "fetch a model into the local cache (`pull default`)"},
+};
+
+static void usage(FILE *f)
+{
+    fprintf(f, "pagoda %s: LLM inference on any CPU\n\nusage: pagoda <command> [args]\n\n",
+            PAGODA_VERSION);
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        fprintf(f, "  %-8s %s\n", commands[i].name, commands[i].help);
+    fprintf(f, "\n`pagoda <command> --help` shows a command's options.\n");
+}
+
+int cli_fail(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("pagoda: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    return 1;
+}
+
+int cli_parse_int(const char *s, long long lo, long long hi, long long *out)
+{
+    if (!s || !*s)
+        return -1;
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || *end || v < lo || v > hi)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+int cli_parse_float(const char *s, double *out)
+{
+    if (!s || !*s)
+        return -1;
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || *end || !isfinite(v))
+        return -1;
+    *out = v;
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") ||
+        !strcmp(argv[1], "help")) {
+        usage(stdout);
+        return argc < 2 ? 1 : 0;
+    }
+    if (!strcmp(argv[1], "--version")) {
+        printf("pagoda %s\n", PAGODA_VERSION);
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (!strcmp(argv[1], commands[i].name))
+            return commands[i].fn(argc - 1, argv + 1);
+    fprintf(stderr, "pagoda: unknown command '%s'\n\n", argv[1]);
+    usage(stderr);
+    return 1;
+}
