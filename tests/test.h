@@ -55,6 +55,10 @@ static inline const char *test_reference_dir(void)
         snprintf(buf, sizeof buf, "%s", env);
     } else {
         const char *src = getenv("PAGODA_SOURCE_DIR");
+#ifdef PAGODA_TEST_SOURCE_DIR
+        if (!src || !*src)
+            src = PAGODA_TEST_SOURCE_DIR;
+#endif
         snprintf(buf, sizeof buf, "%s/../shared/reference", src && *src ? src : "..");
     }
     struct stat st;
