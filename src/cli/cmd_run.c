@@ -12,15 +12,14 @@
 
 #include "base/clock.h"
 #include "base/paths.h"
-#include "base/pool.h"
 #include "cli/cli.h"
 #include "engine/sampler.h"
+#include "engine/session.h"
 #include "pagoda.h"
 #include "model/model.h"
 #include "tokenizer/tokenizer.h"
 
-#define RUN_MAX_STOPS 16
-#define RUN_CHUNK 256 /* prompt tokens per forward pass */
+#define RUN_MAX_STOPS SESSION_MAX_STOPS
 
 static volatile sig_atomic_t g_interrupted;
 
@@ -164,70 +163,12 @@ static int parse_args(int argc, char **argv, struct run_opts *o)
     return 0;
 }
 
-/* Output with stop strings: text that might be the start of a stop string is
- * held back until it is known not to be one. */
-struct text_out {
-    char *buf;   /* generated text so far */
-    size_t len, cap;
-    size_t sent; /* bytes already written to stdout */
-    int stream;
-};
-
-static int text_append(struct text_out *t, const char *s, size_t n)
+static int print_text(void *user, const char *text, size_t len)
 {
-    if (t->len + n + 1 > t->cap) {
-        size_t cap = (t->len + n + 1) * 2;
-        char *b = realloc(t->buf, cap);
-        if (!b)
-            return -1;
-        t->buf = b;
-        t->cap = cap;
-    }
-    memcpy(t->buf + t->len, s, n);
-    t->len += n;
-    t->buf[t->len] = '\0';
+    (void)user;
+    fwrite(text, 1, len, stdout);
+    fflush(stdout);
     return 0;
-}
-
-/* Returns 1 when a stop string has appeared (the text is cut before it). */
-static int text_check_stops(struct text_out *t, const struct run_opts *o, int final)
-{
-    size_t safe = t->len;
-    for (int i = 0; i < o->n_stops; i++) {
-        const char *hit = strstr(t->buf, o->stops[i]);
-        if (hit) {
-            t->len = (size_t)(hit - t->buf);
-            t->buf[t->len] = '\0';
-            return 1;
-        }
-        if (!final) {
-            /* Hold back the longest tail that is a prefix of this stop string. */
-            size_t sl = strlen(o->stops[i]);
-            for (size_t k = sl - 1; k > 0; k--) {
-                if (k <= t->len && !memcmp(t->buf + t->len - k, o->stops[i], k)) {
-                    if (t->len - k < safe)
-                        safe = t->len - k;
-                    break;
-                }
-            }
-        }
-    }
-    if (t->stream && safe > t->sent) {
-        fwrite(t->buf + t->sent, 1, safe - t->sent, stdout);
-        fflush(stdout);
-        t->sent = safe;
-    }
-    return 0;
-}
-
-static void text_flush(struct text_out *t)
-{
-    if (t->stream && t->len > t->sent) {
-        fwrite(t->buf + t->sent, 1, t->len - t->sent, stdout);
-        t->sent = t->len;
-    }
-    if (t->stream)
-        fflush(stdout);
 }
 
 int cmd_run(int argc, char **argv)
@@ -254,14 +195,9 @@ int cmd_run(int argc, char **argv)
     double t0 = clock_now();
     struct model *m = NULL;
     struct tokenizer *tok = NULL;
-    struct pool *pool = NULL;
-    struct fwd_ctx *fc = NULL;
+    struct session *sess = NULL;
     struct sampler *smp = NULL;
-    struct tokenizer_stream *stream = NULL;
-    struct kv_store kv = {0};
-    int32_t *tokens = NULL, *blocks = NULL, *pos = NULL, *seq = NULL;
-    float *logits = NULL;
-    struct text_out out = {0};
+    int32_t *tokens = NULL;
     int rc = 1;
 
     if (model_load(o.model, &m, err, sizeof err)) {
@@ -280,16 +216,14 @@ int cmd_run(int argc, char **argv)
     }
     long long ctx = o.ctx ? o.ctx : (hp->n_ctx_train < 4096 ? hp->n_ctx_train : 4096);
 
-    /* Prompt. */
     size_t n_prompt = 0;
     size_t cap = strlen(o.prompt) + 16;
-    tokens = malloc(sizeof(int32_t) * (size_t)(cap + (size_t)o.max_tokens + 1));
+    tokens = malloc(sizeof(int32_t) * cap);
     if (!tokens) {
         cli_fail("run: out of memory");
         goto done;
     }
-    bool add_special = !o.no_bos;
-    int erc = tokenizer_encode(tok, o.prompt, strlen(o.prompt), add_special, o.special != 0,
+    int erc = tokenizer_encode(tok, o.prompt, strlen(o.prompt), !o.no_bos, o.special != 0,
                                tokens, cap, &n_prompt);
     if (erc) {
         cli_fail("run: cannot tokenize the prompt (%s)", pagoda_status_str(erc));
@@ -306,115 +240,47 @@ int cmd_run(int argc, char **argv)
     }
     if ((long long)n_prompt >= ctx) {
         cli_fail("run: the prompt has %zu tokens, more than the context of %lld allows "
-                 "(use --ctx to raise it, at most the memory you have)", n_prompt, ctx);
+                 "(use --ctx to raise it)", n_prompt, ctx);
         goto done;
     }
-    long long max_new = o.max_tokens;
-    if ((long long)n_prompt + max_new > ctx)
-        max_new = ctx - (long long)n_prompt;
-
-    pool = pool_create((int)o.threads, err, sizeof err);
-    if (!pool) {
+    if (session_create(m, tok, (int)ctx, (int)o.threads, &sess, err, sizeof err)) {
         cli_fail("run: %s", err);
         goto done;
     }
-    const int bs = 16;
-    int chunk = RUN_CHUNK;
-    fc = fwd_ctx_create(m, pool, chunk, (int)ctx, err, sizeof err);
     smp = sampler_create(&o.sp, hp->n_vocab, err, sizeof err);
-    if (!fc || !smp) {
+    if (!smp) {
         cli_fail("run: %s", err);
         goto done;
     }
-    kv_store_layout(&kv, hp->n_layer, hp->n_head_kv, hp->head_dim, bs);
-    kv.n_blocks = (ctx + bs - 1) / bs;
-    kv.data = malloc(kv.block_bytes * (size_t)kv.n_blocks);
-    blocks = malloc(sizeof(int32_t) * (size_t)kv.n_blocks);
-    pos = malloc(sizeof(int32_t) * (size_t)chunk);
-    seq = calloc((size_t)chunk, sizeof(int32_t));
-    logits = malloc(sizeof(float) * (size_t)hp->n_vocab);
-    if (!kv.data || !blocks || !pos || !seq || !logits) {
-        cli_fail("run: out of memory for a context of %lld tokens", ctx);
-        goto done;
-    }
-    for (int64_t i = 0; i < kv.n_blocks; i++)
-        blocks[i] = (int32_t)i;
-    const int32_t *tables[1] = {blocks};
-    if (tokenizer_stream_create(tok, false, true, &stream)) {
-        cli_fail("run: out of memory");
-        goto done;
-    }
-    out.stream = !o.json;
     double t_load = clock_now() - t0;
 
-    if (out.stream && *o.prompt) {
+    if (!o.json && *o.prompt) {
         fputs(o.prompt, stdout);
         fflush(stdout);
     }
     signal(SIGINT, on_sigint);
-    /* Prefill in chunks; only the last prompt token needs logits. */
     double t1 = clock_now();
-    for (size_t done_n = 0; done_n < n_prompt;) {
-        int n = (int)(n_prompt - done_n < (size_t)chunk ? n_prompt - done_n : (size_t)chunk);
-        for (int i = 0; i < n; i++)
-            pos[i] = (int32_t)(done_n + (size_t)i);
-        int32_t last = n - 1;
-        bool final = done_n + (size_t)n == n_prompt;
-        struct fwd_batch b = {n, tokens + done_n, pos, seq, tables, final ? 1 : 0, &last};
-        if (model_forward(m, fc, &kv, &b, logits, err, sizeof err)) {
-            cli_fail("run: %s", err);
-            goto done;
-        }
-        done_n += (size_t)n;
+    if (session_feed(sess, tokens, (int)n_prompt, err, sizeof err)) {
+        cli_fail("run: %s", err);
+        goto done;
     }
     double t_prompt = clock_now() - t1;
 
-    const char *finish = "length";
-    long long n_gen = 0;
-    double t2 = clock_now();
-    while (n_gen < max_new) {
-        if (g_interrupted) {
-            finish = "interrupted";
-            break;
-        }
-        int32_t next = sampler_sample(smp, logits, tokens, (int64_t)n_prompt + n_gen);
-        tokens[n_prompt + (size_t)n_gen] = next;
-        n_gen++;
-        if (!o.ignore_eos && tokenizer_is_eog(tok, next)) {
-            finish = "stop";
-            break;
-        }
-        const char *piece;
-        size_t plen;
-        if (tokenizer_stream_push(stream, next, &piece, &plen) == 0 && plen &&
-            text_append(&out, piece, plen)) {
-            cli_fail("run: out of memory");
-            goto done;
-        }
-        if (text_check_stops(&out, &o, 0)) {
-            finish = "stop";
-            break;
-        }
-        if (n_gen == max_new)
-            break;
-        int32_t p = (int32_t)(n_prompt + (size_t)n_gen - 1), zero = 0;
-        struct fwd_batch b = {1, &tokens[p], &p, seq, tables, 1, &zero};
-        if (model_forward(m, fc, &kv, &b, logits, err, sizeof err)) {
-            cli_fail("run: %s", err);
-            goto done;
-        }
+    struct gen_params gp = {0};
+    gp.max_tokens = (int)o.max_tokens;
+    gp.ignore_eos = o.ignore_eos != 0;
+    for (int i = 0; i < o.n_stops; i++)
+        gp.stops[i] = o.stops[i];
+    gp.n_stops = o.n_stops;
+    gp.on_text = o.json ? NULL : print_text;
+    gp.cancel = (volatile int *)&g_interrupted;
+    struct gen_result res;
+    if (session_generate(sess, smp, &gp, &res, err, sizeof err)) {
+        cli_fail("run: %s", err);
+        goto done;
     }
-    double t_gen = clock_now() - t2;
-    if (strcmp(finish, "stop") != 0 || !o.n_stops) {
-        const char *piece;
-        size_t plen;
-        if (tokenizer_stream_flush(stream, &piece, &plen) == 0 && plen)
-            text_append(&out, piece, plen);
-        if (text_check_stops(&out, &o, 1))
-            finish = "stop";
-    }
-    text_flush(&out);
     signal(SIGINT, SIG_DFL);
+    const int32_t *all = session_tokens(sess);
 
     if (o.json) {
         cJSON *j = cJSON_CreateObject();
@@ -422,40 +288,35 @@ int cmd_run(int argc, char **argv)
         for (size_t i = 0; i < n_prompt; i++)
             cJSON_AddItemToArray(pt, cJSON_CreateNumber(tokens[i]));
         cJSON *gt = cJSON_AddArrayToObject(j, "tokens");
-        for (long long i = 0; i < n_gen; i++)
-            cJSON_AddItemToArray(gt, cJSON_CreateNumber(tokens[n_prompt + (size_t)i]));
-        cJSON_AddStringToObject(j, "text", out.buf ? out.buf : "");
-        cJSON_AddStringToObject(j, "finish_reason", finish);
+        int n_held = session_n_past(sess) - (int)n_prompt;
+        for (int i = 0; i < res.n_tokens; i++)
+            cJSON_AddItemToArray(gt, cJSON_CreateNumber(i < n_held ? all[n_prompt + (size_t)i]
+                                                                   : session_pending_token(sess)));
+        cJSON_AddStringToObject(j, "text", res.text ? res.text : "");
+        cJSON_AddStringToObject(j, "finish_reason", res.finish);
         cJSON *tm = cJSON_AddObjectToObject(j, "timings");
         cJSON_AddNumberToObject(tm, "load_s", t_load);
         cJSON_AddNumberToObject(tm, "prompt_s", t_prompt);
         cJSON_AddNumberToObject(tm, "prompt_tokens_per_s", t_prompt > 0 ? (double)n_prompt / t_prompt : 0);
-        cJSON_AddNumberToObject(tm, "generate_s", t_gen);
-        cJSON_AddNumberToObject(tm, "generated_tokens_per_s", t_gen > 0 ? (double)n_gen / t_gen : 0);
-        char *s = cJSON_PrintUnformatted(j);
-        if (s)
-            printf("%s\n", s);
-        free(s);
+        cJSON_AddNumberToObject(tm, "generate_s", res.seconds);
+        cJSON_AddNumberToObject(tm, "generated_tokens_per_s",
+                                res.seconds > 0 ? (double)res.n_tokens / res.seconds : 0);
+        char *js = cJSON_PrintUnformatted(j);
+        if (js)
+            printf("%s\n", js);
+        free(js);
         cJSON_Delete(j);
     } else {
         fputc('\n', stdout);
         fprintf(stderr,
-                "\nload %.3f s | prompt %zu tokens, %.1f tok/s | generated %lld tokens, %.1f tok/s | %s\n",
-                t_load, n_prompt, t_prompt > 0 ? (double)n_prompt / t_prompt : 0.0, n_gen,
-                t_gen > 0 ? (double)n_gen / t_gen : 0.0, finish);
+                "\nload %.3f s | prompt %zu tokens, %.1f tok/s | generated %d tokens, %.1f tok/s | %s\n",
+                t_load, n_prompt, t_prompt > 0 ? (double)n_prompt / t_prompt : 0.0, res.n_tokens,
+                res.seconds > 0 ? (double)res.n_tokens / res.seconds : 0.0, res.finish);
     }
     rc = 0;
 done:
-    free(out.buf);
-    tokenizer_stream_free(stream);
-    free(logits);
-    free(seq);
-    free(pos);
-    free(blocks);
-    free(kv.data);
     sampler_free(smp);
-    fwd_ctx_free(fc);
-    pool_destroy(pool);
+    session_free(sess);
     free(tokens);
     tokenizer_free(tok);
     model_free(m);
