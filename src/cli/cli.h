@@ -13,6 +13,7 @@ int cmd_tokenize(int argc, char **argv);
 int cmd_convert(int argc, char **argv);
 int cmd_pull(int argc, char **argv);
 int cmd_run(int argc, char **argv);
+int cmd_chat(int argc, char **argv);
 
 /* Prints "pagoda: <msg>" to stderr and returns 1 (the exit code for a failed command). */
 int cli_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -17,6 +17,7 @@ struct command {
 
 static const struct command commands[] = {
     {"run", cmd_run, "generate text from a prompt (streams to stdout)"},
+    {"chat", cmd_chat, "talk with a model using its chat template"},
     {"info", cmd_info, "show a GGUF model: architecture, tensors, memory needs"},
     {"synth", cmd_synth, "write a model of real shape with seeded random weights"},
     {"bench", cmd_bench, "measure memory bandwidth, int8 peak and kernel speed"},

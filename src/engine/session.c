@@ -138,6 +138,28 @@ static int feed_tokens(struct session *s, const int32_t *tokens, int n, char *er
     return 0;
 }
 
+int session_sync(struct session *s, const int32_t *tokens, int n, char *err, size_t errlen)
+{
+    if (n < 1)
+        return err_set(err, errlen, PAGODA_EINVAL, "nothing to feed");
+    int held = s->n_past + (s->has_pending ? 1 : 0);
+    int common = 0;
+    while (common < held && common < n) {
+        int32_t t = common < s->n_past ? s->tokens[common] : s->pending;
+        if (t != tokens[common])
+            break;
+        common++;
+    }
+    if (common >= n)
+        common = n - 1; /* re-run the last token to get its logits */
+    if (common > s->n_past)
+        common = s->n_past; /* the pending token has no K/V yet */
+    s->n_past = common;
+    s->has_pending = false;
+    s->have_logits = false;
+    return feed_tokens(s, tokens + common, n - common, err, errlen);
+}
+
 static int text_reserve(struct session *s, size_t more)
 {
     if (s->text_len + more + 1 <= s->text_cap)

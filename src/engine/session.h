@@ -37,6 +37,11 @@ int32_t session_pending_token(const struct session *s);
  * logits of the last one for the next generation. */
 int session_feed(struct session *s, const int32_t *tokens, int n, char *err, size_t errlen);
 
+/* Makes the session hold exactly tokens[0..n): keeps the longest common
+ * prefix with what it holds (its K/V are reused), drops the rest and feeds the
+ * remainder (at least the last token, for fresh logits). n must be >= 1. */
+int session_sync(struct session *s, const int32_t *tokens, int n, char *err, size_t errlen);
+
 struct gen_params {
     int max_tokens;
     bool ignore_eos;
