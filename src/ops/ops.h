@@ -7,6 +7,7 @@
 #ifndef PAGODA_OPS_OPS_H
 #define PAGODA_OPS_OPS_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 /* y = x / sqrt(mean(x^2) + eps) * w, for one row of n (y may alias x; w may be NULL). */
