@@ -45,6 +45,30 @@ static int test_passed_, test_failed_;
 
 #define TEST_SKIP_EXIT 77
 
+/* The whole file as a NUL-terminated malloc'd string (length in *len when
+ * len is not NULL), or NULL. */
+static inline char *test_read_file(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *buf = n >= 0 ? malloc((size_t)n + 1) : NULL;
+    if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
+        free(buf);
+        buf = NULL;
+    }
+    fclose(f);
+    if (buf) {
+        buf[n] = 0;
+        if (len)
+            *len = (size_t)n;
+    }
+    return buf;
+}
+
 /* The reference data folder: $PAGODA_REFERENCE_DIR, else ../shared/reference
  * beside the source tree. Returns NULL (after saying so) when it is absent. */
 static inline const char *test_reference_dir(void)

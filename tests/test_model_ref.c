@@ -13,25 +13,6 @@
 #include "ops/types.h"
 #include "test.h"
 
-static char *read_file(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = malloc((size_t)n + 1);
-    if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
-        free(buf);
-        buf = NULL;
-    }
-    if (buf)
-        buf[n] = 0;
-    fclose(f);
-    return buf;
-}
-
 /* TIE and the floor of TOL for a model file, from its weight type. */
 static void tolerances(const char *model, double *tie, double *tol_floor, int *relative)
 {
@@ -176,7 +157,7 @@ static void check_model(const char *dir, const char *json_name)
 {
     char path[8320];
     snprintf(path, sizeof path, "%s/expected/%s", dir, json_name);
-    char *text = read_file(path);
+    char *text = test_read_file(path, NULL);
     CHECKF(text != NULL, "cannot read %s", path);
     if (!text)
         return;

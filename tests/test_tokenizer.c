@@ -37,26 +37,6 @@ static const char *ref_path(const char *rel)
     return buf;
 }
 
-static char *read_all(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = malloc((size_t)n + 1);
-    if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
-        free(buf);
-        buf = NULL;
-    }
-    fclose(f);
-    if (buf) {
-        buf[n] = 0;
-        *len = (size_t)n;
-    }
-    return buf;
-}
 
 static bool utf8_valid(const char *s, size_t n)
 {
@@ -137,9 +117,9 @@ static void test_vocab(const char *name, int *total_pass, int *total)
         return;
     size_t inp_len, out_len;
     snprintf(rel, sizeof rel, "vocab/ggml-vocab-%s.gguf.inp", name);
-    char *inp = read_all(ref_path(rel), &inp_len);
+    char *inp = test_read_file(ref_path(rel), &inp_len);
     snprintf(rel, sizeof rel, "vocab/ggml-vocab-%s.gguf.out", name);
-    char *out = read_all(ref_path(rel), &out_len);
+    char *out = test_read_file(ref_path(rel), &out_len);
     CHECKF(inp && out, "%s: test vectors missing", name);
     if (!inp || !out) {
         free(inp);
@@ -219,9 +199,9 @@ static void test_prompts(const char *model, const char *expected)
     snprintf(rel, sizeof rel, "models/%s", model);
     struct tokenizer *t = load_tok(rel, NULL);
     size_t plen, jlen;
-    char *prompts = read_all(ref_path("expected/prompts.txt"), &plen);
+    char *prompts = test_read_file(ref_path("expected/prompts.txt"), &plen);
     snprintf(rel, sizeof rel, "expected/%s", expected);
-    char *json = read_all(ref_path(rel), &jlen);
+    char *json = test_read_file(ref_path(rel), &jlen);
     CHECK(prompts && json);
     if (!t || !prompts || !json) {
         free(prompts);
@@ -514,7 +494,7 @@ static void test_speed(void)
                                          "vocab/ggml-vocab-llama-spm.gguf",
                                          "vocab/ggml-vocab-deepseek-llm.gguf"};
     size_t inp_len;
-    char *inp = read_all(ref_path("vocab/ggml-vocab-gpt-2.gguf.inp"), &inp_len);
+    char *inp = test_read_file(ref_path("vocab/ggml-vocab-gpt-2.gguf.inp"), &inp_len);
     if (!inp)
         return;
     size_t len = 100 * 1024;

@@ -6,6 +6,8 @@
 #ifndef PAGODA_CLI_H
 #define PAGODA_CLI_H
 
+#include <stddef.h>
+
 int cmd_info(int argc, char **argv);
 int cmd_synth(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
@@ -17,6 +19,12 @@ int cmd_chat(int argc, char **argv);
 
 /* Prints "pagoda: <msg>" to stderr and returns 1 (the exit code for a failed command). */
 int cli_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Set by cli_on_sigint: generation loops poll it so Ctrl-C stops a reply. */
+extern volatile int cli_interrupted;
+void cli_on_sigint(int sig);
+/* Writes generated text to stdout at once (a session's on_text callback). */
+int cli_print_text(void *user, const char *text, size_t len);
 
 /* Parses a whole decimal integer within [lo, hi]; returns 0 or -1. */
 int cli_parse_int(const char *s, long long lo, long long hi, long long *out);

@@ -20,14 +20,6 @@
 
 #define CHAT_MAX_MESSAGES 4096
 
-static volatile sig_atomic_t g_stop;
-
-static void on_sigint(int sig)
-{
-    (void)sig;
-    g_stop = 1;
-}
-
 static void usage(FILE *f)
 {
     fprintf(f,
@@ -116,14 +108,6 @@ static int parse_args(int argc, char **argv, struct chat_opts *o)
     return 0;
 }
 
-static int print_text(void *user, const char *text, size_t len)
-{
-    (void)user;
-    fwrite(text, 1, len, stdout);
-    fflush(stdout);
-    return 0;
-}
-
 static char *token_text_dup(const struct tokenizer *tok, int32_t id)
 {
     if (id < 0)
@@ -206,14 +190,14 @@ int cmd_chat(int argc, char **argv)
 
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_sigint; /* no SA_RESTART: a read at the prompt returns */
+    sa.sa_handler = cli_on_sigint; /* no SA_RESTART: a read at the prompt returns */
     sigaction(SIGINT, &sa, NULL);
     for (;;) {
-        g_stop = 0;
+        cli_interrupted = 0;
         fputs("\n> ", stdout);
         fflush(stdout);
         ssize_t got = getline(&line, &line_cap, stdin);
-        if (got < 0 || g_stop)
+        if (got < 0 || cli_interrupted)
             break;
         while (got > 0 && (line[got - 1] == '\n' || line[got - 1] == '\r'))
             line[--got] = '\0';
@@ -268,8 +252,8 @@ int cmd_chat(int argc, char **argv)
         }
         struct gen_params gp = {0};
         gp.max_tokens = (int)o.max_tokens;
-        gp.on_text = print_text;
-        gp.cancel = (volatile int *)&g_stop;
+        gp.on_text = cli_print_text;
+        gp.cancel = &cli_interrupted;
         struct gen_result res;
         if (session_generate(sess, smp, &gp, &res, err, sizeof err)) {
             fprintf(stderr, "\npagoda: %s\n", err);

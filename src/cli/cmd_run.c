@@ -21,14 +21,6 @@
 
 #define RUN_MAX_STOPS SESSION_MAX_STOPS
 
-static volatile sig_atomic_t g_interrupted;
-
-static void on_sigint(int sig)
-{
-    (void)sig;
-    g_interrupted = 1;
-}
-
 static void usage(FILE *f)
 {
     fprintf(f,
@@ -163,14 +155,6 @@ static int parse_args(int argc, char **argv, struct run_opts *o)
     return 0;
 }
 
-static int print_text(void *user, const char *text, size_t len)
-{
-    (void)user;
-    fwrite(text, 1, len, stdout);
-    fflush(stdout);
-    return 0;
-}
-
 int cmd_run(int argc, char **argv)
 {
     struct run_opts o;
@@ -258,7 +242,7 @@ int cmd_run(int argc, char **argv)
         fputs(o.prompt, stdout);
         fflush(stdout);
     }
-    signal(SIGINT, on_sigint);
+    signal(SIGINT, cli_on_sigint);
     double t1 = clock_now();
     if (session_feed(sess, tokens, (int)n_prompt, err, sizeof err)) {
         cli_fail("run: %s", err);
@@ -272,8 +256,8 @@ int cmd_run(int argc, char **argv)
     for (int i = 0; i < o.n_stops; i++)
         gp.stops[i] = o.stops[i];
     gp.n_stops = o.n_stops;
-    gp.on_text = o.json ? NULL : print_text;
-    gp.cancel = (volatile int *)&g_interrupted;
+    gp.on_text = o.json ? NULL : cli_print_text;
+    gp.cancel = &cli_interrupted;
     struct gen_result res;
     if (session_generate(sess, smp, &gp, &res, err, sizeof err)) {
         cli_fail("run: %s", err);

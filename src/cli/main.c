@@ -46,6 +46,22 @@ int cli_fail(const char *fmt, ...)
     return 1;
 }
 
+volatile int cli_interrupted;
+
+void cli_on_sigint(int sig)
+{
+    (void)sig;
+    cli_interrupted = 1;
+}
+
+int cli_print_text(void *user, const char *text, size_t len)
+{
+    (void)user;
+    fwrite(text, 1, len, stdout);
+    fflush(stdout);
+    return 0;
+}
+
 int cli_parse_int(const char *s, long long lo, long long hi, long long *out)
 {
     if (!s || !*s)
