@@ -299,6 +299,103 @@ ALWAYS_INLINE void prefetch_rows(const struct panel_rows *pr, int strided, size_
         _mm_prefetch((const char *)(row_at(pr, strided, r) + off + MM_PREFETCH_AHEAD), _MM_HINT_T0);
 }
 
+/* One activation row, two blocks at a time, reading each row straight: the
+ * 16 rows' exact integer block sums come from one vpdpbusd per row and a
+ * transposing add tree, instead of transposing the weights first. The sums
+ * are the same integers and the float step below is panel_pass's, so every
+ * result is bitwise what the transposed path gives. Weights of a block pair
+ * sit in a zmm as [j | j+1] (q8_0) or [lo j | lo j+1 | hi j | hi j+1] (4-bit);
+ * the activations are arranged to match once per pair for all 16 rows. */
+ALWAYS_INLINE int rowwise_type(int type)
+{
+    return type == PG_TYPE_Q4_0 || type == PG_TYPE_Q4_1 || type == PG_TYPE_Q8_0;
+}
+
+ALWAYS_INLINE __m512i rowwise_weights(int type, const uint8_t *w, size_t wbs)
+{
+    if (type == PG_TYPE_Q8_0) {
+        const __m512i v = _mm512_inserti64x4(
+            _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(const void *)(w + 2))),
+            _mm256_loadu_si256((const __m256i *)(const void *)(w + wbs + 2)), 1);
+        return _mm512_xor_si512(v, _mm512_set1_epi8((char)0x80));
+    }
+    const size_t qo = type == PG_TYPE_Q4_0 ? 2 : 4;
+    const __m256i v = _mm256_inserti128_si256(
+        _mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)(const void *)(w + qo))),
+        _mm_loadu_si128((const __m128i *)(const void *)(w + wbs + qo)), 1);
+    const __m256i nib = _mm256_set1_epi8(0x0F);
+    const __m256i lo = _mm256_and_si256(v, nib);
+    const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), nib);
+    return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
+}
+
+ALWAYS_INLINE __m512i rowwise_acts(int type, const uint8_t *xb, size_t xbs)
+{
+    const size_t qo = type == PG_TYPE_Q4_1 ? 4 : 2;
+    const __m256i x0 = _mm256_loadu_si256((const __m256i *)(const void *)(xb + qo));
+    const __m256i x1 = _mm256_loadu_si256((const __m256i *)(const void *)(xb + xbs + qo));
+    const __m512i v = _mm512_inserti64x4(_mm512_castsi256_si512(x0), x1, 1);
+    if (type == PG_TYPE_Q8_0)
+        return v;
+    /* [x0 lo16, x0 hi16, x1 lo16, x1 hi16] -> [x0 lo, x1 lo, x0 hi, x1 hi] */
+    return _mm512_shuffle_i64x2(v, v, 0xD8);
+}
+
+/* Sums of lane groups for 16 rows: p[r] holds row r's 16 partial sums; out0
+ * gets each row's sum for block j, out1 for block j+1. */
+ALWAYS_INLINE void rowwise_reduce(int type, const __m512i p[16], __m512i *out0, __m512i *out1)
+{
+    __m512i t[8], u[4];
+#pragma GCC unroll 8
+    for (int i = 0; i < 8; i++)
+        t[i] = _mm512_add_epi32(_mm512_unpacklo_epi32(p[2 * i], p[2 * i + 1]),
+                                _mm512_unpackhi_epi32(p[2 * i], p[2 * i + 1]));
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; i++)
+        u[i] = _mm512_add_epi32(_mm512_unpacklo_epi64(t[2 * i], t[2 * i + 1]),
+                                _mm512_unpackhi_epi64(t[2 * i], t[2 * i + 1]));
+    /* 128-bit chunk c of u[i] now holds rows 4i..4i+3 summed over chunk c. */
+    __m512i w1, w2;
+    if (type == PG_TYPE_Q8_0) { /* chunks 0,1: block j; 2,3: block j+1 */
+        w1 = _mm512_add_epi32(_mm512_shuffle_i32x4(u[0], u[1], 0x88), _mm512_shuffle_i32x4(u[0], u[1], 0xDD));
+        w2 = _mm512_add_epi32(_mm512_shuffle_i32x4(u[2], u[3], 0x88), _mm512_shuffle_i32x4(u[2], u[3], 0xDD));
+    } else { /* chunks 0,2: block j; 1,3: block j+1 */
+        w1 = _mm512_add_epi32(_mm512_shuffle_i32x4(u[0], u[1], 0x44), _mm512_shuffle_i32x4(u[0], u[1], 0xEE));
+        w2 = _mm512_add_epi32(_mm512_shuffle_i32x4(u[2], u[3], 0x44), _mm512_shuffle_i32x4(u[2], u[3], 0xEE));
+    }
+    /* w1: [j rows 0-3, j+1 rows 0-3, j rows 4-7, j+1 rows 4-7]; w2 likewise for 8-15. */
+    *out0 = _mm512_shuffle_i32x4(w1, w2, 0x88);
+    *out1 = _mm512_shuffle_i32x4(w1, w2, 0xDD);
+}
+
+ALWAYS_INLINE void rowwise_pair(int type, int strided, const struct panel_rows *pr, size_t off,
+                                size_t wbs, const uint8_t *xb, size_t xbs, int32_t corr0,
+                                int32_t corr1, float dx0, float dx1, float sx0, float sx1,
+                                __m512 *acc)
+{
+    const __m512i xv = rowwise_acts(type, xb, xbs);
+    /* Scales (and minimums) of the 16 rows, as the transposed path reads them. */
+    const __m512i head0 = load_dwords_16(pr, strided, off);
+    const __m512i head1 = load_dwords_16(pr, strided, off + wbs);
+    __m512i p[16];
+#pragma GCC unroll 16
+    for (int r = 0; r < PANEL_LANES; r++) {
+        const uint8_t *w = row_at(pr, strided, r) + off;
+        _mm_prefetch((const char *)(w + MM_PREFETCH_AHEAD), _MM_HINT_T0);
+        p[r] = _mm512_dpbusd_epi32(_mm512_setzero_si512(), rowwise_weights(type, w, wbs), xv);
+    }
+    __m512i s0, s1;
+    rowwise_reduce(type, p, &s0, &s1);
+    s0 = _mm512_sub_epi32(s0, _mm512_set1_epi32(corr0));
+    s1 = _mm512_sub_epi32(s1, _mm512_set1_epi32(corr1));
+    *acc = _mm512_fmadd_ps(_mm512_mul_ps(f16_low(head0), _mm512_set1_ps(dx0)), _mm512_cvtepi32_ps(s0), *acc);
+    if (has_min(type))
+        *acc = _mm512_fmadd_ps(f16_high(head0), _mm512_set1_ps(sx0), *acc);
+    *acc = _mm512_fmadd_ps(_mm512_mul_ps(f16_low(head1), _mm512_set1_ps(dx1)), _mm512_cvtepi32_ps(s1), *acc);
+    if (has_min(type))
+        *acc = _mm512_fmadd_ps(f16_high(head1), _mm512_set1_ps(sx1), *acc);
+}
+
 /* One activation row: no reuse, so each block is unpacked into registers
  * and used at once (the same arithmetic as the batched path). */
 ALWAYS_INLINE void panel_run_one(int type, int strided, const struct gemm_args *a,
@@ -309,8 +406,16 @@ ALWAYS_INLINE void panel_run_one(int type, int strided, const struct gemm_args *
     const size_t xbs = has_min(type) ? sizeof(block_q8_1) : sizeof(block_q8_0);
     const int64_t nb = a->k / 32;
     __m512 acc = _mm512_setzero_ps();
-    for (int64_t j = 0; j < nb; j++) {
+    for (int64_t j = 0; j < nb;) {
         const size_t off = (size_t)j * wbs;
+        if (ai && rowwise_type(type) && j + 1 < nb) {
+            const int32_t *corr = &ai->corr[0][0];
+            const float *dx = &ai->d[0][0], *sx = &ai->s[0][0];
+            rowwise_pair(type, strided, pr, off, wbs, a->x + (size_t)j * xbs, xbs, corr[j],
+                         corr[j + 1], dx[j], dx[j + 1], sx[j], sx[j + 1], &acc);
+            j += 2;
+            continue;
+        }
         if (((off + wbs) ^ off) & 64) /* once per cache line */
             prefetch_rows(pr, strided, off);
         struct panel_block blk;
@@ -326,6 +431,7 @@ ALWAYS_INLINE void panel_run_one(int type, int strided, const struct gemm_args *
             act_info_fill(type, xb, &corr[0][0], &dx[0][0], &sx[0][0]);
         }
         panel_pass(type, 1, &blk, 1, &xb, corr, dx, sx, &acc);
+        j++;
     }
     _mm512_mask_storeu_ps(a->y + base, rows_out, acc);
 }
