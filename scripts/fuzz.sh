@@ -41,9 +41,12 @@ fi
 status=0
 "$build/fuzz_gguf" "$corpus" "$seeds" \
     -max_total_time="$seconds" -max_len=65536 -rss_limit_mb=2048 -timeout=10 \
-    -print_final_stats=1 -artifact_prefix="$artifacts/" "${parallel[@]}" || status=$?
+    -print_final_stats=1 -artifact_prefix="$artifacts/" "${parallel[@]}" \
+    > "$build/fuzz-gguf.log" 2>&1 || status=$?
 if [ "$status" -ne 0 ]; then
+    tail -n 40 "$build/fuzz-gguf.log" >&2
     echo "fuzz.sh: the fuzzer failed (exit $status); inputs are in $artifacts" >&2
     exit 1
 fi
+grep -E '^(Done|stat::number_of_executed_units|stat::new_units_added)' "$build/fuzz-gguf.log" || true
 echo "fuzz.sh: no failures in ${seconds}s"
