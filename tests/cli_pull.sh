@@ -11,36 +11,15 @@
 set -u
 PAGODA=${1:?usage: cli_pull.sh path/to/pagoda}
 BIN_DIR=$(cd "$(dirname "$PAGODA")" && pwd)
+. "$(dirname "$0")/lib_cli.sh"
 
 # The GGUF that `pull default` writes. It changes only when the GGUF writer's
 # layout or the converter's metadata change on purpose; then update it here.
 EXPECTED_GGUF_SHA256=1edfa405e65938b51a192639f4dd96ff369bd676a9343afb93ad1aea4eac3ec2
 
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/pagoda-cli-pull-XXXXXX")
-trap 'rm -rf "$WORK"' EXIT
+cli_workdir cli-pull
 export PAGODA_HOME="$WORK/home"
-failures=0
 
-fail() {
-    echo "FAIL: $*" >&2
-    failures=$((failures + 1))
-}
-
-# expect_fail NAME PATTERN CMD...: CMD must exit non-zero and print PATTERN.
-expect_fail() {
-    local name=$1 pattern=$2
-    shift 2
-    local out
-    out=$("$@" 2>&1)
-    local rc=$?
-    if [ $rc -eq 0 ]; then
-        fail "$name: succeeded; output: $out"
-    elif ! grep -q -- "$pattern" <<<"$out"; then
-        fail "$name: no '$pattern' in: $out"
-    else
-        echo "ok: $name"
-    fi
-}
 
 # ---- no network needed ----
 
@@ -91,10 +70,7 @@ fi
 leftover=$(find "$PAGODA_HOME" -mindepth 1 -not -path "$PAGODA_HOME/models" 2>/dev/null)
 [ -z "$leftover" ] || fail "failed pulls left files behind: $leftover"
 
-if [ $failures -ne 0 ]; then
-    echo "$failures failure(s)"
-    exit 1
-fi
+[ "$failures" -eq 0 ] || cli_finish
 
 # ---- the real package ----
 
@@ -138,8 +114,4 @@ else
     fi
 fi
 
-if [ $failures -ne 0 ]; then
-    echo "$failures failure(s)"
-    exit 1
-fi
-echo "all pull checks passed"
+cli_finish

@@ -6,49 +6,14 @@
 # reference data.
 set -u
 PAGODA=${1:?usage: cli_tokenize.sh path/to/pagoda}
-REF=${PAGODA_REFERENCE_DIR:-${PAGODA_SOURCE_DIR:-..}/../shared/reference}
-if [ ! -f "$REF/models/stories260K.gguf" ]; then
-    echo "reference data not found at $REF (set PAGODA_REFERENCE_DIR): skipping"
-    exit 77
-fi
+. "$(dirname "$0")/lib_cli.sh"
+cli_require_reference models/stories260K.gguf
 STORIES=$REF/models/stories260K.gguf
 QWEN=$REF/models/tiny-qwen2-f16.gguf
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/pagoda-cli-tokenize-XXXXXX")
-trap 'rm -rf "$WORK"' EXIT
-failures=0
+cli_workdir cli-tokenize
 
-fail() {
-    echo "FAIL: $*" >&2
-    failures=$((failures + 1))
-}
 
-# expect_out NAME WANT CMD...: CMD must succeed and print exactly WANT.
-expect_out() {
-    local name=$1 want=$2
-    shift 2
-    local out
-    out=$("$@" 2>&1)
-    local rc=$?
-    if [ $rc -ne 0 ]; then
-        fail "$name: exit $rc: $out"
-    elif [ "$out" != "$want" ]; then
-        fail "$name: got '$out', want '$want'"
-    fi
-}
 
-# expect_fail NAME PATTERN CMD...: CMD must exit non-zero and print PATTERN.
-expect_fail() {
-    local name=$1 pattern=$2
-    shift 2
-    local out
-    out=$("$@" 2>&1)
-    local rc=$?
-    if [ $rc -eq 0 ]; then
-        fail "$name: succeeded; output: $out"
-    elif ! grep -q -- "$pattern" <<<"$out"; then
-        fail "$name: no '$pattern' in: $out"
-    fi
-}
 
 # the ids llama.cpp gives (expected/stories260K.json, tiny-qwen2-f16.json)
 expect_out "stories ids" "1 403 407 261 378" "$PAGODA" tokenize "$STORIES" --ids "Once upon a time"
@@ -83,8 +48,4 @@ if "$PAGODA" synth --arch llama --n-embd 32 --n-layer 1 --n-head 2 --n-head-kv 2
     expect_fail "no tokenizer" "tokenizer.ggml.model" "$PAGODA" tokenize "$WORK/novocab.gguf" "hi"
 fi
 
-if [ $failures -ne 0 ]; then
-    echo "$failures failure(s)"
-    exit 1
-fi
-echo "cli_tokenize: all checks passed"
+cli_finish

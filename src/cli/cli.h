@@ -26,6 +26,14 @@ void cli_on_sigint(int sig);
 /* Writes generated text to stdout at once (a session's on_text callback). */
 int cli_print_text(void *user, const char *text, size_t len);
 
+struct model;
+struct tokenizer;
+/* Loads the model at path (the cached default model when path is NULL) and
+ * its tokenizer. On failure prints one "pagoda: <cmd>: ..." line and returns 1. */
+int cli_open_model(const char *cmd, const char *path, struct model **m, struct tokenizer **tok);
+/* The context length to use: requested when > 0, else the model's, at most 4096. */
+long long cli_context(const struct model *m, long long requested);
+
 /* Parses a whole decimal integer within [lo, hi]; returns 0 or -1. */
 int cli_parse_int(const char *s, long long lo, long long hi, long long *out);
 /* Parses a finite float; returns 0 or -1. */

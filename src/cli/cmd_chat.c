@@ -27,6 +27,7 @@ static void usage(FILE *f)
             "\n"
             "Talk with an instruction-tuned model. Type a message and press Enter; Ctrl-C\n"
             "stops a reply; Ctrl-D (or Ctrl-C at the prompt) ends. /reset starts over.\n"
+            "Without MODEL it uses the default model (`pagoda pull default` fetches it).\n"
             "\n"
             "  --template NAME     chat format (llama3, llama2, chatml/qwen, mistral-v1, mistral-v3,\n"
             "                      mistral-v7, gemma, phi3, zephyr, ...); default: read from the model\n"
@@ -130,8 +131,6 @@ int cmd_chat(int argc, char **argv)
     int prc = parse_args(argc, argv, &o);
     if (prc)
         return prc == 2 ? 0 : prc;
-    if (!o.model)
-        return cli_fail("chat: give a model (an instruction-tuned GGUF file)");
     char err[512];
     struct model *m = NULL;
     struct tokenizer *tok = NULL;
@@ -143,14 +142,8 @@ int cmd_chat(int argc, char **argv)
     size_t n_msgs = 0, ids_cap = 0, line_cap = 0;
     int rc = 1;
 
-    if (model_load(o.model, &m, err, sizeof err)) {
-        cli_fail("chat: %s", err);
+    if (cli_open_model("chat", o.model, &m, &tok))
         goto done;
-    }
-    if (tokenizer_load(m->gguf, &tok, err, sizeof err)) {
-        cli_fail("chat: %s: %s", o.model, err);
-        goto done;
-    }
     enum chat_template_kind kind;
     if (o.template_name) {
         if (chat_template_from_name(o.template_name, &kind)) {
@@ -161,7 +154,7 @@ int cmd_chat(int argc, char **argv)
         struct gguf_str tmpl;
         if (!gguf_get_str(m->gguf, "tokenizer.chat_template", &tmpl)) {
             cli_fail("chat: %s has no chat template; pick one with --template (e.g. chatml, llama3)",
-                     o.model);
+                     o.model ? o.model : "the default model");
             goto done;
         }
         if (chat_template_detect(tmpl.ptr, (size_t)tmpl.len, &kind, err, sizeof err)) {
@@ -170,7 +163,7 @@ int cmd_chat(int argc, char **argv)
         }
     }
     const struct model_hparams *hp = &m->hp;
-    long long ctx = o.ctx ? o.ctx : (hp->n_ctx_train < 4096 ? hp->n_ctx_train : 4096);
+    long long ctx = cli_context(m, o.ctx);
     if (session_create(m, tok, (int)ctx, (int)o.threads, &sess, err, sizeof err) ||
         !(smp = sampler_create(&o.sp, hp->n_vocab, err, sizeof err))) {
         cli_fail("chat: %s", err);

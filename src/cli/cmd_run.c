@@ -11,7 +11,6 @@
 #include <string.h>
 
 #include "base/clock.h"
-#include "base/paths.h"
 #include "cli/cli.h"
 #include "engine/sampler.h"
 #include "engine/session.h"
@@ -162,20 +161,6 @@ int cmd_run(int argc, char **argv)
     if (prc)
         return prc == 2 ? 0 : prc;
     char err[512];
-    char default_path[4096];
-    if (!o.model) {
-        char dir[4096];
-        if (paths_models_dir(dir, sizeof dir, err, sizeof err) ||
-            paths_join(default_path, sizeof default_path, dir, "stories15M.gguf", err, sizeof err))
-            return cli_fail("run: %s", err);
-        FILE *f = fopen(default_path, "rb");
-        if (!f)
-            return cli_fail("run: no model given and the default model is not in the cache "
-                            "(%s); run `pagoda pull default` first", default_path);
-        fclose(f);
-        o.model = default_path;
-    }
-
     double t0 = clock_now();
     struct model *m = NULL;
     struct tokenizer *tok = NULL;
@@ -184,21 +169,10 @@ int cmd_run(int argc, char **argv)
     int32_t *tokens = NULL;
     int rc = 1;
 
-    if (model_load(o.model, &m, err, sizeof err)) {
-        cli_fail("run: %s", err);
+    if (cli_open_model("run", o.model, &m, &tok))
         goto done;
-    }
-    if (tokenizer_load(m->gguf, &tok, err, sizeof err)) {
-        cli_fail("run: %s: %s", o.model, err);
-        goto done;
-    }
     const struct model_hparams *hp = &m->hp;
-    if (tokenizer_n_vocab(tok) > hp->n_vocab) {
-        cli_fail("run: %s: the tokenizer has %d tokens but the model only %d", o.model,
-                 tokenizer_n_vocab(tok), hp->n_vocab);
-        goto done;
-    }
-    long long ctx = o.ctx ? o.ctx : (hp->n_ctx_train < 4096 ? hp->n_ctx_train : 4096);
+    long long ctx = cli_context(m, o.ctx);
 
     size_t n_prompt = 0;
     size_t cap = strlen(o.prompt) + 16;
