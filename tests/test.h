@@ -101,8 +101,8 @@ static inline const char *test_reference_path(const char *rel)
     const char *dir = test_reference_dir();
     if (!dir)
         return NULL;
-    snprintf(buf, sizeof buf, "%s/%s", dir, rel);
-    return buf;
+    int n = snprintf(buf, sizeof buf, "%s/%s", dir, rel);
+    return n > 0 && (size_t)n < sizeof buf ? buf : NULL;
 }
 
 #endif

@@ -7,6 +7,7 @@
  */
 #include "base/rng.h"
 #include "model/model.h"
+#include "ops/types.h"
 #include "test.h"
 
 #define N_SEQ 5
@@ -29,7 +30,7 @@ static int run(const struct model *m, struct pool *pool, struct seq_state *seqs,
     const int V = m->hp.n_vocab;
     struct fwd_ctx *fc = fwd_ctx_create(m, pool, 256, MAX_POS, err, sizeof err);
     struct kv_store kv;
-    kv_store_layout(&kv, m->hp.n_layer, m->hp.n_head_kv, m->hp.head_dim, BS);
+    kv_store_layout(&kv, m->hp.n_layer, m->hp.n_head_kv, m->hp.head_dim, BS, PG_TYPE_F16);
     kv.n_blocks = N_SEQ * (MAX_POS / BS);
     kv.data = calloc((size_t)kv.n_blocks, kv.block_bytes);
     const int32_t *tables[N_SEQ];

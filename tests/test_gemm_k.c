@@ -75,7 +75,9 @@ static void run_gemm(gemm_fn fn, int64_t k, const uint8_t *w, size_t ws, int64_t
 
 static void test_type(int type, int64_t k, int64_t n, uint64_t seed)
 {
-    static const int64_t bs[] = {1, 2, 3, 5, 8, 17, 32, 64, 100};
+    /* 1..8 rows take the in-register paths (one accumulator per row), 9 and
+     * up the tiled one. */
+    static const int64_t bs[] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 17, 32, 64, 100};
     const int64_t bmax = k > 8192 ? 20 : 100;
     const struct type_traits *tt = type_traits_get(type);
     const size_t wrow = type_row_size(type, k), xrow = type_row_size(PG_TYPE_Q8_K, k);

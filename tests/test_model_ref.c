@@ -165,7 +165,7 @@ static void check_model(const char *dir, const char *json_name)
     const int max_pos = 512, bs = 16;
     r.pool = pool_create(2, err, sizeof err);
     r.fc = fwd_ctx_create(r.m, r.pool, max_pos, max_pos, err, sizeof err);
-    kv_store_layout(&r.kv, r.m->hp.n_layer, r.m->hp.n_head_kv, r.m->hp.head_dim, bs);
+    kv_store_layout(&r.kv, r.m->hp.n_layer, r.m->hp.n_head_kv, r.m->hp.head_dim, bs, PG_TYPE_F16);
     r.kv.n_blocks = max_pos / bs;
     r.kv.data = malloc(r.kv.block_bytes * (size_t)r.kv.n_blocks);
     r.blocks = malloc(sizeof(int32_t) * (size_t)r.kv.n_blocks);

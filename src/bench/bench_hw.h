@@ -61,6 +61,20 @@ int bench_kernel_type(struct pool *pool, int type, void *wbuf, size_t wbuf_bytes
                       int64_t gemm_n, int64_t gemm_k, double max_seconds,
                       struct kernel_result *out, char *err, size_t errlen);
 
+struct attn_bench_result {
+    int kv_type;                 /* enum pg_type of the KV store */
+    int n_heads, n_kv_heads, head_dim;
+    int prefill_tokens;          /* one sequence's prompt in one call */
+    int decode_pos;              /* one token attending to positions 0..decode_pos */
+    double prefill_ms, decode_ms; /* median wall time of one layer's attention */
+};
+
+/* Times attn_forward on random K/V (32 heads, 8 KV heads, head_dim 64, KV
+ * type kv_type): a 512-token prefill and a decode step at position 1024.
+ * Each repeats until about max_seconds. Returns 0 or a negative status. */
+int bench_attention(struct pool *pool, int kv_type, double max_seconds,
+                    struct attn_bench_result *out, char *err, size_t errlen);
+
 /* Sorts v and returns its median (0 for n = 0). */
 double bench_median(double *v, int n);
 

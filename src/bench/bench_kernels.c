@@ -5,8 +5,10 @@
  * (as in batched decoding and prefill). The weights are a few hundred
  * quantized random rows tiled over the whole matrix: the kernels' speed does
  * not depend on the values, and quantizing hundreds of MB would take longer
- * than the measurement.
+ * than the measurement. Also the attention kernel's time for one layer of a
+ * prefill and of a decode step over a paged KV store.
  */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -14,6 +16,7 @@
 #include "base/err.h"
 #include "base/rng.h"
 #include "bench/bench_hw.h"
+#include "ops/attention.h"
 #include "ops/kernels.h"
 #include "ops/matmul.h"
 #include "ops/quants.h"
@@ -131,5 +134,106 @@ done:
     free(src);
     free(x);
     free(y);
+    return rc;
+}
+
+/* One attention call for n tokens at positions pos0.. of one sequence,
+ * repeated until max_seconds; median seconds. */
+static double time_attention(struct pool *pool, const struct kv_store *kv, const int32_t *table,
+                             int n, int pos0, int n_heads, const float *q, float *out,
+                             float *scratch, size_t per_thread, double max_seconds)
+{
+    int32_t *pos = malloc(sizeof(int32_t) * (size_t)n), *seq = calloc((size_t)n, sizeof(int32_t));
+    if (!pos || !seq) {
+        free(pos);
+        free(seq);
+        return -1;
+    }
+    for (int i = 0; i < n; i++)
+        pos[i] = pos0 + i;
+    const int32_t *tables[1] = {table};
+    const struct attn_batch b = {n, pos, seq, tables};
+    const float scale = 1.0f / sqrtf((float)kv->head_dim);
+    attn_forward(pool, kv, 0, &b, n_heads, scale, q, out, scratch, per_thread); /* warm-up */
+    double t[BENCH_MAX_REPS], spent = 0;
+    int reps = 0;
+    while (reps < BENCH_MAX_REPS && (reps < 3 || spent < max_seconds)) {
+        const double t0 = clock_now();
+        attn_forward(pool, kv, 0, &b, n_heads, scale, q, out, scratch, per_thread);
+        t[reps] = clock_now() - t0;
+        spent += t[reps++];
+    }
+    free(pos);
+    free(seq);
+    return bench_median(t, reps);
+}
+
+int bench_attention(struct pool *pool, int kv_type, double max_seconds,
+                    struct attn_bench_result *out, char *err, size_t errlen)
+{
+    enum { H = 32, HKV = 8, HD = 64, BS = 16, PREFILL = 512, DECODE_POS = 1024 };
+    const int n_pos = DECODE_POS + 1, n_blocks = (n_pos + BS - 1) / BS;
+    struct kv_store kv;
+    if (kv_store_layout(&kv, 1, HKV, HD, BS, kv_type))
+        return err_set(err, errlen, PAGODA_EUNSUPPORTED, "attention: KV type %s is not supported",
+                       type_name(kv_type));
+    kv.n_blocks = n_blocks;
+    kv.data = malloc(kv.block_bytes * (size_t)n_blocks);
+    int32_t *table = malloc(sizeof(int32_t) * (size_t)n_blocks);
+    int32_t *pos = malloc(sizeof(int32_t) * (size_t)n_pos), *seq = calloc((size_t)n_pos, 4);
+    float *k = malloc(sizeof(float) * (size_t)n_pos * HKV * HD);
+    float *v = malloc(sizeof(float) * (size_t)n_pos * HKV * HD);
+    float *q = malloc(sizeof(float) * PREFILL * H * HD);
+    float *o = malloc(sizeof(float) * PREFILL * H * HD);
+    const size_t per_thread = attn_scratch_floats(HD);
+    float *scratch = malloc(sizeof(float) * per_thread * (size_t)pool_size(pool));
+    int rc = 0;
+    if (!kv.data || !table || !pos || !seq || !k || !v || !q || !o || !scratch) {
+        rc = err_set(err, errlen, PAGODA_ENOMEM, "attention: out of memory");
+        goto done;
+    }
+    struct rng g;
+    rng_seed(&g, 4321);
+    for (int i = 0; i < n_blocks; i++) /* scattered blocks, as a busy pool has them */
+        table[i] = (int32_t)((i * 37 + 11) % n_blocks);
+    for (int i = 0; i < n_pos; i++)
+        pos[i] = i;
+    for (size_t i = 0; i < (size_t)n_pos * HKV * HD; i++) {
+        k[i] = rng_normal(&g);
+        v[i] = rng_range(&g, -1.0f, 1.0f);
+    }
+    for (size_t i = 0; i < (size_t)PREFILL * H * HD; i++)
+        q[i] = rng_normal(&g);
+    const int32_t *tables[1] = {table};
+    const struct attn_batch all = {n_pos, pos, seq, tables};
+    attn_store_kv(&kv, 0, &all, k, v);
+
+    memset(out, 0, sizeof *out);
+    out->kv_type = kv_type;
+    out->n_heads = H;
+    out->n_kv_heads = HKV;
+    out->head_dim = HD;
+    out->prefill_tokens = PREFILL;
+    out->decode_pos = DECODE_POS;
+    const double tp = time_attention(pool, &kv, table, PREFILL, 0, H, q, o, scratch, per_thread,
+                                     max_seconds);
+    const double td = time_attention(pool, &kv, table, 1, DECODE_POS, H, q, o, scratch,
+                                     per_thread, max_seconds);
+    if (tp < 0 || td < 0) {
+        rc = err_set(err, errlen, PAGODA_ENOMEM, "attention: out of memory");
+        goto done;
+    }
+    out->prefill_ms = tp * 1e3;
+    out->decode_ms = td * 1e3;
+done:
+    free(kv.data);
+    free(table);
+    free(pos);
+    free(seq);
+    free(k);
+    free(v);
+    free(q);
+    free(o);
+    free(scratch);
     return rc;
 }

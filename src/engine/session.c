@@ -6,6 +6,7 @@
 
 #include "base/clock.h"
 #include "base/err.h"
+#include "ops/types.h"
 
 #define SESSION_CHUNK 256 /* prompt tokens per forward pass */
 #define SESSION_BLOCK 16
@@ -67,7 +68,12 @@ int session_create(const struct model *m, const struct tokenizer *tok, int n_ctx
         session_free(s);
         return PAGODA_ENOMEM;
     }
-    kv_store_layout(&s->kv, hp->n_layer, hp->n_head_kv, hp->head_dim, SESSION_BLOCK);
+    int rc = kv_store_layout(&s->kv, hp->n_layer, hp->n_head_kv, hp->head_dim, SESSION_BLOCK,
+                             PG_TYPE_F16);
+    if (rc) {
+        session_free(s);
+        return err_set(err, errlen, rc, "cannot lay out the KV cache");
+    }
     s->kv.n_blocks = (n_ctx + SESSION_BLOCK - 1) / SESSION_BLOCK;
     s->kv.data = malloc(s->kv.block_bytes * (size_t)s->kv.n_blocks);
     s->blocks = malloc(sizeof(int32_t) * (size_t)s->kv.n_blocks);

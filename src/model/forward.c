@@ -70,7 +70,7 @@ struct fwd_ctx *fwd_ctx_create(const struct model *m, struct pool *pool, int max
     const size_t T = (size_t)max_tokens;
     const size_t E = (size_t)hp->n_embd, Q = (size_t)hp->n_head * (size_t)hp->head_dim,
                  KV = (size_t)hp->n_head_kv * (size_t)hp->head_dim, F = (size_t)hp->n_ff;
-    c->scratch_per_thread = attn_scratch_floats(max_pos, hp->head_dim);
+    c->scratch_per_thread = attn_scratch_floats(hp->head_dim);
     c->x = malloc(sizeof(float) * T * E);
     c->xn = malloc(sizeof(float) * T * (E > Q ? E : Q));
     c->q = malloc(sizeof(float) * T * Q);

@@ -1,35 +1,86 @@
 /*
- * attention.c: paged causal attention over an F16 KV store (see attention.h).
+ * attention.c: the paged KV store's layout and writes, and the tiled,
+ * online-softmax attention driver with its scalar numeric steps (attention.h).
  *
- * The arithmetic follows the usual non-fused CPU formulation so logits stay
- * close to the files' reference implementation: the query is rounded to F16
- * before the dot products with F16 keys (accumulated in F32), the scores are
- * scaled and soft-maxed in F32 (the sum in double), and the probabilities are
- * rounded to F16 before they weight the F16 values.
+ * The arithmetic of one query row (a token and a query head) is fixed:
+ *  - the query is rounded to the KV element type when that is F16 or BF16
+ *    (as a dot product of stored keys with a same-typed query would be);
+ *  - positions 0..pos are visited in steps of ATTN_CHUNK positions starting
+ *    at multiples of ATTN_CHUNK (entries of a step past pos count as
+ *    exp(-inf) = 0); a step's scores are the dot products with the keys
+ *    times scale;
+ *  - pass 1, online statistics: per step the running maximum m becomes
+ *    max(m, step max) and the running sum l becomes
+ *    l * exp(m_old - m) + sum of exp(s - m);
+ *  - pass 2 takes the scores again (kept from pass 1 for the first
+ *    ATTN_CACHE_CHUNKS steps, recomputed beyond: the same bits either way)
+ *    and adds p_j * v_j, j in order, to the output, with p_j = exp(s_j - m) * (1 / l), rounded to an F16 value
+ *    when the store is F16. That rounding is what the non-fused attention of
+ *    the files' reference implementation does (probabilities meet F16 values
+ *    as F16), and small models are sensitive enough to it that dropping it
+ *    moves their logits visibly. Two passes keep work memory bounded (one
+ *    tile plus the score cache) whatever the context length.
+ * The ISA (attention_impl.h) decides only how a dot product and a sum are
+ * grouped in vector lanes; that grouping is the same for every row, so a
+ * query's result does not depend on which queries share its tile, its call
+ * or its thread. Tiles only decide how often each K/V row is read: once per
+ * tile of up to ATTN_TILE_ROWS rows instead of once per row.
  */
 #include "ops/attention.h"
 
 #include <math.h>
+#include <stdatomic.h>
 #include <string.h>
 
 #include "base/cpu.h"
 #include "base/fp16.h"
 #include "ops/attention_impl.h"
+#include "ops/ops_simd.h"
+#include "ops/quants.h"
+#include "ops/types.h"
+#include "pagoda.h"
 
-void kv_store_layout(struct kv_store *kv, int n_layer, int n_kv_heads, int head_dim,
-                     int block_size)
+int kv_store_layout(struct kv_store *kv, int n_layer, int n_kv_heads, int head_dim,
+                    int block_size, int type)
 {
+    memset(kv, 0, sizeof *kv);
+    if (n_layer < 1 || n_kv_heads < 1 || head_dim < 1 || block_size < 1)
+        return PAGODA_EINVAL;
+    if (type != PG_TYPE_F16 && type != PG_TYPE_BF16 && type != PG_TYPE_Q8_0)
+        return PAGODA_EUNSUPPORTED;
+    const size_t row = type_row_size(type, head_dim);
+    if (row == 0) /* Q8_0 needs whole 32-element blocks */
+        return PAGODA_EUNSUPPORTED;
     kv->n_layer = n_layer;
     kv->n_kv_heads = n_kv_heads;
     kv->head_dim = head_dim;
     kv->block_size = block_size;
-    kv->block_bytes = (size_t)n_layer * 2 * (size_t)n_kv_heads * (size_t)block_size *
-                      (size_t)head_dim * sizeof(uint16_t);
+    kv->type = type;
+    kv->row_bytes = row;
+    kv->block_bytes = (size_t)n_layer * 2 * (size_t)n_kv_heads * (size_t)block_size * row;
+    return 0;
 }
 
-size_t attn_scratch_floats(int64_t n_pos, int head_dim)
+size_t attn_scratch_floats(int head_dim)
 {
-    return (size_t)n_pos + 2 * (size_t)head_dim + 32;
+    const size_t hd = (size_t)head_dim;
+    return (2 * (size_t)ATTN_CHUNK + 2 * (size_t)ATTN_TILE_ROWS) * hd +
+           (size_t)ATTN_TILE_ROWS * ATTN_CHUNK * (1 + ATTN_CACHE_CHUNKS) + 16;
+}
+
+static void kv_store_row(int type, const float *src, void *dst, int hd)
+{
+    if (type == PG_TYPE_Q8_0) {
+        quantize_row_q8_0_ref(src, dst, hd);
+        return;
+    }
+    uint16_t *d16 = dst;
+    if (type == PG_TYPE_BF16)
+        for (int d = 0; d < hd; d++)
+            d16[d] = f32_to_bf16(src[d]);
+    else
+        for (int d = 0; d < hd; d++)
+            d16[d] = f32_to_f16(src[d]);
 }
 
 void attn_store_kv(const struct kv_store *kv, int layer, const struct attn_batch *b,
@@ -41,63 +92,86 @@ void attn_store_kv(const struct kv_store *kv, int layer, const struct attn_batch
         const int32_t block = b->block_tables[b->seq[t]][pos / bs];
         const int slot = pos % bs;
         for (int h = 0; h < nkv; h++) {
-            uint16_t *kd = kv_slot(kv, block, layer, 0, h, slot);
-            uint16_t *vd = kv_slot(kv, block, layer, 1, h, slot);
-            const float *ks = k + ((size_t)t * nkv + h) * hd;
-            const float *vs = v + ((size_t)t * nkv + h) * hd;
-            for (int d = 0; d < hd; d++) {
-                kd[d] = f32_to_f16(ks[d]);
-                vd[d] = f32_to_f16(vs[d]);
-            }
+            const size_t off = ((size_t)t * nkv + h) * hd;
+            kv_store_row(kv->type, k + off, kv_slot(kv, block, layer, 0, h, slot), hd);
+            kv_store_row(kv->type, v + off, kv_slot(kv, block, layer, 1, h, slot), hd);
         }
     }
 }
 
-/* Softmax of scores[0..n) in place, probabilities rounded to F16 values. */
-void attn_softmax_f16(float *scores, int64_t n)
+/* ---- scalar numeric steps ---- */
+
+static void row_to_f32_scalar(int type, const void *src, float *dst, int hd)
 {
-    float max = -INFINITY;
-    for (int64_t j = 0; j < n; j++)
-        max = scores[j] > max ? scores[j] : max;
-    double sum = 0.0;
-    for (int64_t j = 0; j < n; j++) {
-        float e = expf(scores[j] - max);
-        scores[j] = e;
-        sum += (double)e;
+    if (type == PG_TYPE_Q8_0) {
+        const block_q8_0 *blk = src;
+        for (int i = 0; i < hd / QK8_0; i++) {
+            const float d = f16_to_f32(blk[i].d);
+            for (int e = 0; e < QK8_0; e++)
+                dst[i * QK8_0 + e] = d * (float)blk[i].qs[e];
+        }
+        return;
     }
-    const float inv = (float)(1.0 / sum);
-    for (int64_t j = 0; j < n; j++)
-        scores[j] = f32_round_f16(scores[j] * inv);
+    const uint16_t *s16 = src;
+    if (type == PG_TYPE_BF16)
+        for (int d = 0; d < hd; d++)
+            dst[d] = bf16_to_f32(s16[d]);
+    else
+        for (int d = 0; d < hd; d++)
+            dst[d] = f16_to_f32(s16[d]);
 }
 
-static void attn_head_scalar(const struct attn_head_args *a)
+static void scores_scalar(const float *q, int n_rows, const float *k, int n_pos, int hd,
+                          float scale, float *s)
 {
-    const struct kv_store *kv = a->kv;
-    const int hd = kv->head_dim, bs = kv->block_size;
-    float *qr = a->scratch;
-    float *scores = a->scratch + hd;
-    for (int d = 0; d < hd; d++)
-        qr[d] = f32_round_f16(a->q[d]);
-    const int64_t n = (int64_t)a->pos + 1;
-    for (int64_t j = 0; j < n; j++) {
-        const uint16_t *kr = kv_slot(kv, a->block_table[j / bs], a->layer, 0, a->kv_head,
-                                     (int)(j % bs));
-        float s = 0.0f;
-        for (int d = 0; d < hd; d++)
-            s += qr[d] * f16_to_f32(kr[d]);
-        scores[j] = s * a->scale;
-    }
-    attn_softmax_f16(scores, n);
-    float *out = a->out;
-    memset(out, 0, sizeof(float) * (size_t)hd);
-    for (int64_t j = 0; j < n; j++) {
-        const uint16_t *vr = kv_slot(kv, a->block_table[j / bs], a->layer, 1, a->kv_head,
-                                     (int)(j % bs));
-        const float p = scores[j];
-        for (int d = 0; d < hd; d++)
-            out[d] += p * f16_to_f32(vr[d]);
+    for (int r = 0; r < n_rows; r++) {
+        const float *qr = q + (size_t)r * hd;
+        for (int j = 0; j < n_pos; j++) {
+            const float *kj = k + (size_t)j * hd;
+            float acc = 0.0f;
+            for (int d = 0; d < hd; d++)
+                acc += qr[d] * kj[d];
+            s[r * ATTN_CHUNK + j] = acc * scale;
+        }
     }
 }
+
+static float exp_sum_scalar(float *p, float max)
+{
+    float sum = 0.0f;
+    for (int j = 0; j < ATTN_CHUNK; j++) {
+        p[j] = ops_expf(p[j] - max);
+        sum += p[j];
+    }
+    return sum;
+}
+
+static void probs_scalar(float *p, float max, float inv, int round_f16)
+{
+    for (int j = 0; j < ATTN_CHUNK; j++) {
+        const float e = ops_expf(p[j] - max) * inv;
+        p[j] = round_f16 ? f32_round_f16(e) : e;
+    }
+}
+
+static void accumulate_scalar(float *acc, int n_rows, const float *p, const int *n,
+                              const float *v, int hd)
+{
+    for (int r = 0; r < n_rows; r++) {
+        float *a = acc + (size_t)r * hd;
+        for (int j = 0; j < n[r]; j++) {
+            const float pj = p[r * ATTN_CHUNK + j];
+            const float *vj = v + (size_t)j * hd;
+            for (int d = 0; d < hd; d++)
+                a[d] += pj * vj[d];
+        }
+    }
+}
+
+static const struct attn_isa attn_isa_scalar = {row_to_f32_scalar, scores_scalar, exp_sum_scalar,
+                                                probs_scalar, accumulate_scalar};
+
+/* ---- the tile driver ---- */
 
 struct attn_job {
     const struct kv_store *kv;
@@ -109,45 +183,234 @@ struct attn_job {
     float *out;
     float *scratch;
     size_t scratch_per_thread;
-    attn_head_fn head;
+    const struct attn_isa *isa;
+    int group;           /* query heads per KV head */
+    int heads_per_unit;  /* query heads of one KV head in a tile */
+    int head_parts;      /* ceil(group / heads_per_unit) */
+    int tokens_per_tile;
+    int64_t n_units;     /* tiles * n_kv_heads * head_parts */
+    atomic_llong next;   /* next unit to hand out */
 };
+
+/* Tokens in the tile starting at t0: the run of adjacent tokens of one
+ * sequence, at most max_tokens. */
+static int tile_len(const struct attn_batch *b, int t0, int max_tokens)
+{
+    if (t0 >= b->n_tokens)
+        return 0;
+    int n = 1;
+    while (n < max_tokens && t0 + n < b->n_tokens && b->seq[t0 + n] == b->seq[t0])
+        n++;
+    return n;
+}
+
+static int64_t count_tiles(const struct attn_batch *b, int max_tokens)
+{
+    int64_t n = 0;
+    for (int t = 0; t < b->n_tokens; t += tile_len(b, t, max_tokens))
+        n++;
+    return n;
+}
+
+/* Tokens t0..t0+n_tok of one sequence against KV head kvh, query heads h0..h1. */
+static void attn_tile(const struct attn_job *j, int t0, int n_tok, int kvh, int h0, int h1,
+                      float *scratch)
+{
+    const struct kv_store *kv = j->kv;
+    const struct attn_batch *b = j->b;
+    const struct attn_isa *isa = j->isa;
+    const int hd = kv->head_dim, bs = kv->block_size, nh = h1 - h0;
+    const int n_rows = n_tok * nh;
+
+    /* Rows by decreasing position, so the rows still active at a step are a prefix. */
+    int order[ATTN_TILE_ROWS];
+    for (int i = 0; i < n_tok; i++) {
+        int k = i;
+        while (k > 0 && b->pos[order[k - 1]] < b->pos[t0 + i]) {
+            order[k] = order[k - 1];
+            k--;
+        }
+        order[k] = t0 + i;
+    }
+    int32_t pos[ATTN_TILE_ROWS];
+    float *outp[ATTN_TILE_ROWS];
+    float m[ATTN_TILE_ROWS], l[ATTN_TILE_ROWS];
+    int nv[ATTN_TILE_ROWS];
+
+    float *kbuf = scratch;
+    float *vbuf = kbuf + (size_t)ATTN_CHUNK * hd;
+    float *qbuf = vbuf + (size_t)ATTN_CHUNK * hd;
+    float *acc = qbuf + (size_t)ATTN_TILE_ROWS * hd;
+    float *s = acc + (size_t)ATTN_TILE_ROWS * hd;
+    float *cache = s + (size_t)ATTN_TILE_ROWS * ATTN_CHUNK;
+
+    for (int i = 0; i < n_tok; i++) {
+        const int t = order[i];
+        for (int k = 0; k < nh; k++) {
+            const int r = i * nh + k;
+            const size_t off = ((size_t)t * j->n_heads + (size_t)(h0 + k)) * hd;
+            const float *qs = j->q + off;
+            float *qd = qbuf + (size_t)r * hd;
+            if (kv->type == PG_TYPE_F16)
+                for (int d = 0; d < hd; d++)
+                    qd[d] = f32_round_f16(qs[d]);
+            else if (kv->type == PG_TYPE_BF16)
+                for (int d = 0; d < hd; d++)
+                    qd[d] = f32_round_bf16(qs[d]);
+            else
+                memcpy(qd, qs, sizeof(float) * (size_t)hd);
+            pos[r] = b->pos[t];
+            outp[r] = j->out + off;
+            m[r] = -INFINITY;
+            l[r] = 0.0f;
+        }
+    }
+    memset(acc, 0, sizeof(float) * (size_t)n_rows * hd);
+
+    const int32_t *table = b->block_tables[b->seq[t0]];
+    const int32_t max_pos = pos[0];
+    const int round_f16 = kv->type == PG_TYPE_F16;
+    for (int pass = 0; pass < 2; pass++) {
+        int active = n_rows;
+        for (int32_t c0 = 0; c0 <= max_pos; c0 += ATTN_CHUNK) {
+            const int nt = max_pos + 1 - c0 < ATTN_CHUNK ? max_pos + 1 - c0 : ATTN_CHUNK;
+            const int ci = c0 / ATTN_CHUNK;
+            const int cached = ci < ATTN_CACHE_CHUNKS;
+            float *sc = cached ? cache + (size_t)ci * ATTN_TILE_ROWS * ATTN_CHUNK : s;
+            const int need_scores = pass == 0 || !cached;
+            for (int jj = 0; jj < nt; jj++) {
+                const int32_t p = c0 + jj;
+                const int64_t blk = table[p / bs];
+                if (need_scores)
+                    isa->row_to_f32(kv->type, kv_slot(kv, blk, j->layer, 0, kvh, p % bs),
+                                    kbuf + (size_t)jj * hd, hd);
+                if (pass == 1)
+                    isa->row_to_f32(kv->type, kv_slot(kv, blk, j->layer, 1, kvh, p % bs),
+                                    vbuf + (size_t)jj * hd, hd);
+            }
+            while (active > 0 && pos[active - 1] < c0)
+                active--;
+            if (need_scores) {
+                isa->scores(qbuf, active, kbuf, nt, hd, j->scale, sc);
+                for (int r = 0; r < active; r++) {
+                    const int n = pos[r] + 1 - c0 < ATTN_CHUNK ? pos[r] + 1 - c0 : ATTN_CHUNK;
+                    for (int jj = n; jj < ATTN_CHUNK; jj++)
+                        sc[r * ATTN_CHUNK + jj] = -INFINITY;
+                }
+            }
+            for (int r = 0; r < active; r++) {
+                float *sr = sc + r * ATTN_CHUNK;
+                const int n = pos[r] + 1 - c0 < ATTN_CHUNK ? pos[r] + 1 - c0 : ATTN_CHUNK;
+                if (pass == 0) {
+                    float cm = sr[0];
+                    for (int jj = 1; jj < n; jj++)
+                        cm = sr[jj] > cm ? sr[jj] : cm;
+                    const float mn = cm > m[r] ? cm : m[r];
+                    const float alpha = ops_expf(m[r] - mn);
+                    float e[ATTN_CHUNK];
+                    memcpy(e, sr, sizeof e);
+                    l[r] = l[r] * alpha + isa->exp_sum(e, mn);
+                    m[r] = mn;
+                } else {
+                    isa->probs(sr, m[r], l[r], round_f16);
+                    nv[r] = n;
+                }
+            }
+            if (pass == 1)
+                isa->accumulate(acc, active, sc, nv, vbuf, hd);
+        }
+        if (pass == 0) /* pass 2 scales by 1 / l */
+            for (int r = 0; r < n_rows; r++)
+                l[r] = 1.0f / l[r];
+    }
+    for (int r = 0; r < n_rows; r++)
+        memcpy(outp[r], acc + (size_t)r * hd, sizeof(float) * (size_t)hd);
+}
 
 static void attn_worker(void *ctx, int ith, int nth)
 {
-    const struct attn_job *j = ctx;
-    const int hd = j->kv->head_dim;
-    const int group = j->n_heads / j->kv->n_kv_heads;
-    const int64_t items = (int64_t)j->b->n_tokens * j->n_heads;
-    struct attn_head_args a;
-    a.kv = j->kv;
-    a.layer = j->layer;
-    a.scale = j->scale;
-    a.scratch = j->scratch + (size_t)ith * j->scratch_per_thread;
-    for (int64_t it = ith; it < items; it += nth) {
-        const int t = (int)(it / j->n_heads);
-        const int h = (int)(it % j->n_heads);
-        a.kv_head = h / group;
-        a.pos = j->b->pos[t];
-        a.block_table = j->b->block_tables[j->b->seq[t]];
-        a.q = j->q + ((size_t)t * j->n_heads + h) * hd;
-        a.out = j->out + ((size_t)t * j->n_heads + h) * hd;
-        j->head(&a);
+    struct attn_job *j = ctx;
+    (void)nth;
+    float *scratch = j->scratch + (size_t)ith * j->scratch_per_thread;
+    /* SIMD score blocks may read tile rows past the real ones: keep them
+     * ordinary numbers (no NaN or subnormal stalls). The score cache is
+     * only read where the first pass wrote it. */
+    const size_t hd = (size_t)j->kv->head_dim;
+    memset(scratch, 0,
+           sizeof(float) * ((2 * (size_t)ATTN_CHUNK + 2 * (size_t)ATTN_TILE_ROWS) * hd +
+                            (size_t)ATTN_TILE_ROWS * ATTN_CHUNK));
+    const int64_t per_tile = (int64_t)j->kv->n_kv_heads * j->head_parts;
+    /* Units are handed out in increasing order, so each thread walks the
+     * tiles forward once. */
+    int64_t ti = 0;
+    int t0 = 0;
+    int len = tile_len(j->b, 0, j->tokens_per_tile);
+    for (;;) {
+        const int64_t u = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed);
+        if (u >= j->n_units)
+            break;
+        for (; ti < u / per_tile; ti++) {
+            t0 += len;
+            len = tile_len(j->b, t0, j->tokens_per_tile);
+        }
+        const int sub = (int)(u % per_tile);
+        const int kvh = sub / j->head_parts, part = sub % j->head_parts;
+        const int h0 = kvh * j->group + part * j->heads_per_unit;
+        const int hend = (kvh + 1) * j->group;
+        const int h1 = h0 + j->heads_per_unit < hend ? h0 + j->heads_per_unit : hend;
+        attn_tile(j, t0, len, kvh, h0, h1, scratch);
     }
+}
+
+static const struct attn_isa *attn_isa_pick(int head_dim)
+{
+#if defined(PAGODA_HAVE_X86)
+    const enum cpu_isa isa = cpu_isa_get();
+    if (isa >= CPU_ISA_AVX512 && head_dim % 16 == 0)
+        return &attn_isa_avx512;
+    if (isa >= CPU_ISA_AVX2 && head_dim % 8 == 0)
+        return &attn_isa_avx2;
+#else
+    (void)head_dim;
+#endif
+    return &attn_isa_scalar;
 }
 
 void attn_forward(struct pool *pool, const struct kv_store *kv, int layer,
                   const struct attn_batch *b, int n_heads, float scale, const float *q,
                   float *out, float *scratch, size_t scratch_per_thread)
 {
-    struct attn_job job = {kv, layer, b, n_heads, scale, q, out, scratch, scratch_per_thread,
-                           attn_head_scalar};
-#if defined(PAGODA_HAVE_X86)
-    if (cpu_isa_get() >= CPU_ISA_AVX2 && kv->head_dim % 8 == 0)
-        job.head = attn_head_avx2;
-#endif
-    int64_t items = (int64_t)b->n_tokens * n_heads;
-    int nth = pool_size(pool);
-    if (items < nth)
-        nth = (int)items;
-    pool_run_n(pool, nth, attn_worker, &job);
+    if (b->n_tokens < 1)
+        return;
+    struct attn_job job;
+    struct attn_job *j = &job;
+    memset(j, 0, sizeof *j);
+    j->kv = kv;
+    j->layer = layer;
+    j->b = b;
+    j->n_heads = n_heads;
+    j->scale = scale;
+    j->q = q;
+    j->out = out;
+    j->scratch = scratch;
+    j->scratch_per_thread = scratch_per_thread;
+    j->isa = attn_isa_pick(kv->head_dim);
+    j->group = n_heads / kv->n_kv_heads;
+    const int nth = pool_size(pool);
+    /* Tile shape changes only how often K/V rows are read, never a row's
+     * result: split the query heads finer when there are few tiles (decoding
+     * a handful of sequences) so every thread gets work. */
+    int hpu = j->group < ATTN_TILE_ROWS ? j->group : ATTN_TILE_ROWS;
+    for (;;) {
+        j->heads_per_unit = hpu;
+        j->head_parts = (j->group + hpu - 1) / hpu;
+        j->tokens_per_tile = ATTN_TILE_ROWS / hpu;
+        j->n_units = count_tiles(b, j->tokens_per_tile) * kv->n_kv_heads * j->head_parts;
+        if (hpu == 1 || j->n_units >= 2 * (int64_t)nth)
+            break;
+        hpu = (hpu + 1) / 2;
+    }
+    atomic_init(&j->next, 0);
+    const int n = j->n_units < nth ? (int)j->n_units : nth;
+    pool_run_n(pool, n, attn_worker, j);
 }

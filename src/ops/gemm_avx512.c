@@ -300,8 +300,9 @@ ALWAYS_INLINE void prefetch_rows(const struct panel_rows *pr, int strided, size_
 }
 
 /* One activation row, two blocks at a time, reading each row straight: the
- * 16 rows' exact integer block sums come from one vpdpbusd per row and a
- * transposing add tree, instead of transposing the weights first. The sums
+ * 16 rows' exact integer block sums come from one vpdpbusd per row (q8_0;
+ * the 4-bit types take two rows per zmm, rowwise_sums_q4) and a transposing
+ * add tree, instead of transposing the weights first. The sums
  * are the same integers and the float step below is panel_pass's, so every
  * result is bitwise what the transposed path gives. Weights of a block pair
  * sit in a zmm as [j | j+1] (q8_0) or [lo j | lo j+1 | hi j | hi j+1] (4-bit);
@@ -368,24 +369,84 @@ ALWAYS_INLINE void rowwise_reduce(int type, const __m512i p[16], __m512i *out0, 
     *out1 = _mm512_shuffle_i32x4(w1, w2, 0xDD);
 }
 
+ALWAYS_INLINE __m128i load_16(const uint8_t *p)
+{
+    return _mm_loadu_si128((const __m128i *)(const void *)p);
+}
+
+/* The 4-bit types' exact block sums for 16 rows, two rows per zmm: [row r
+ * block j | j+1 | row r+1 block j | j+1], low nibbles against the blocks'
+ * first 16 activations and high nibbles against the last 16, so each 128-bit
+ * chunk sums one (row, block) in four lanes. Half the unpacking of one row
+ * per zmm, and a shorter add tree. */
+ALWAYS_INLINE void rowwise_sums_q4(int type, int strided, const struct panel_rows *pr, size_t off,
+                                   size_t wbs, const uint8_t *xb, size_t xbs, __m512i *out0,
+                                   __m512i *out1)
+{
+    const size_t qo = type == PG_TYPE_Q4_0 ? 2 : 4;
+    const __m256i x0 = _mm256_loadu_si256((const __m256i *)(const void *)(xb + qo));
+    const __m256i x1 = _mm256_loadu_si256((const __m256i *)(const void *)(xb + xbs + qo));
+    /* [x0 lo16, x1 lo16] twice, and the same for the high 16. */
+    const __m256i xl = _mm256_permute2x128_si256(x0, x1, 0x20);
+    const __m256i xh = _mm256_permute2x128_si256(x0, x1, 0x31);
+    const __m512i xlo = _mm512_inserti64x4(_mm512_castsi256_si512(xl), xl, 1);
+    const __m512i xhi = _mm512_inserti64x4(_mm512_castsi256_si512(xh), xh, 1);
+    const __m512i nib = _mm512_set1_epi8(0x0F);
+    __m512i p[8];
+#pragma GCC unroll 8
+    for (int i = 0; i < 8; i++) {
+        const uint8_t *w0 = row_at(pr, strided, 2 * i) + off;
+        const uint8_t *w1 = row_at(pr, strided, 2 * i + 1) + off;
+        _mm_prefetch((const char *)(w0 + MM_PREFETCH_AHEAD), _MM_HINT_T0);
+        _mm_prefetch((const char *)(w1 + MM_PREFETCH_AHEAD), _MM_HINT_T0);
+        __m512i v = _mm512_castsi128_si512(load_16(w0 + qo));
+        v = _mm512_inserti32x4(v, load_16(w0 + wbs + qo), 1);
+        v = _mm512_inserti32x4(v, load_16(w1 + qo), 2);
+        v = _mm512_inserti32x4(v, load_16(w1 + wbs + qo), 3);
+        const __m512i lo = _mm512_and_si512(v, nib);
+        const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), nib);
+        p[i] = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), lo, xlo), hi, xhi);
+    }
+    /* Chunk c of p[i] is row 2i + c / 2, block j + c % 2. Two rounds of
+     * unpack-and-add leave chunk c, lane q of u[m] the sum for p[4m + q]. */
+    __m512i t[4], u[2];
+#pragma GCC unroll 4
+    for (int k = 0; k < 4; k++)
+        t[k] = _mm512_add_epi32(_mm512_unpacklo_epi32(p[2 * k], p[2 * k + 1]),
+                                _mm512_unpackhi_epi32(p[2 * k], p[2 * k + 1]));
+#pragma GCC unroll 2
+    for (int m = 0; m < 2; m++)
+        u[m] = _mm512_add_epi32(_mm512_unpacklo_epi64(t[2 * m], t[2 * m + 1]),
+                                _mm512_unpackhi_epi64(t[2 * m], t[2 * m + 1]));
+    /* Row R = 8m + 2q + c / 2 is lane 16m + 4c + q of the pair (u[0], u[1]). */
+    *out0 = _mm512_permutex2var_epi32(
+        u[0], _mm512_setr_epi32(0, 8, 1, 9, 2, 10, 3, 11, 16, 24, 17, 25, 18, 26, 19, 27), u[1]);
+    *out1 = _mm512_permutex2var_epi32(
+        u[0], _mm512_setr_epi32(4, 12, 5, 13, 6, 14, 7, 15, 20, 28, 21, 29, 22, 30, 23, 31), u[1]);
+}
+
 ALWAYS_INLINE void rowwise_pair(int type, int strided, const struct panel_rows *pr, size_t off,
                                 size_t wbs, const uint8_t *xb, size_t xbs, int32_t corr0,
                                 int32_t corr1, float dx0, float dx1, float sx0, float sx1,
                                 __m512 *acc)
 {
-    const __m512i xv = rowwise_acts(type, xb, xbs);
     /* Scales (and minimums) of the 16 rows, as the transposed path reads them. */
     const __m512i head0 = load_dwords_16(pr, strided, off);
     const __m512i head1 = load_dwords_16(pr, strided, off + wbs);
-    __m512i p[16];
-#pragma GCC unroll 16
-    for (int r = 0; r < PANEL_LANES; r++) {
-        const uint8_t *w = row_at(pr, strided, r) + off;
-        _mm_prefetch((const char *)(w + MM_PREFETCH_AHEAD), _MM_HINT_T0);
-        p[r] = _mm512_dpbusd_epi32(_mm512_setzero_si512(), rowwise_weights(type, w, wbs), xv);
-    }
     __m512i s0, s1;
-    rowwise_reduce(type, p, &s0, &s1);
+    if (type == PG_TYPE_Q8_0) {
+        const __m512i xv = rowwise_acts(type, xb, xbs);
+        __m512i p[16];
+#pragma GCC unroll 16
+        for (int r = 0; r < PANEL_LANES; r++) {
+            const uint8_t *w = row_at(pr, strided, r) + off;
+            _mm_prefetch((const char *)(w + MM_PREFETCH_AHEAD), _MM_HINT_T0);
+            p[r] = _mm512_dpbusd_epi32(_mm512_setzero_si512(), rowwise_weights(type, w, wbs), xv);
+        }
+        rowwise_reduce(type, p, &s0, &s1);
+    } else {
+        rowwise_sums_q4(type, strided, pr, off, wbs, xb, xbs, &s0, &s1);
+    }
     s0 = _mm512_sub_epi32(s0, _mm512_set1_epi32(corr0));
     s1 = _mm512_sub_epi32(s1, _mm512_set1_epi32(corr1));
     *acc = _mm512_fmadd_ps(_mm512_mul_ps(f16_low(head0), _mm512_set1_ps(dx0)), _mm512_cvtepi32_ps(s0), *acc);

@@ -3,27 +3,33 @@
  * types (q2_K..q6_K) against q8_K activations, and a q8_K converter giving
  * the reference quantizer's bytes.
  *
- * A 256-value block is 16 groups of 16 values, each group with one scale
- * (q4_K and q5_K groups of 32 count as two). Weight codes are unpacked to
- * unsigned bytes and both operands are laid out so that a zmm lane (four
- * bytes) holds values of one group in each of the block's four zmm: lane L
- * gets group 4 * (L % 4) + L / 4. Activations get there by a 4x4 transpose of
- * dwords in every 128-bit lane; q2_K..q5_K weights by a dword permute straight
- * from the packed bytes, q6_K by unpacking in order and the same transpose.
- * Four vpdpbusd then leave each lane an exact integer dot of 16 codes with 16
- * activations of one group, and one float step per block applies the group
- * scales: acc += dx * (ws * dot - wm * asum), ws the group's scale, wm its
- * min, asum the activations' group sum. Types whose codes carry an offset
- * instead of a min (q3_K: 4, q6_K: 32) start the integer dot at
- * -offset * asum and skip the wm term.
+ * q2_K, q3_K, q6_K: a 256-value block is 16 groups of 16 values, each group
+ * with one scale. Weight codes are unpacked to unsigned bytes and both
+ * operands are laid out so that a zmm lane (four bytes) holds values of one
+ * group in each of the block's four zmm: lane L gets group 4 * (L % 4) + L / 4.
+ * Activations get there by a 4x4 transpose of dwords in every 128-bit lane;
+ * q2_K and q3_K weights by a dword permute straight from the packed bytes,
+ * q6_K by unpacking in order and the same transpose. Four vpdpbusd then leave
+ * each lane an exact integer dot of 16 codes with 16 activations of one
+ * group, and one float step per block applies the group scales:
+ * acc += dx * (ws * dot - wm * asum), ws the group's scale, wm its min, asum
+ * the activations' group sum. Types whose codes carry an offset instead of a
+ * min (q3_K: 4, q6_K: 32) start the integer dot at -offset * asum and skip
+ * the wm term.
  *
- * With one activation row each weight block is unpacked in registers and used
- * at once. With more, a call unpacks each block of R weight rows once into a
- * scratch buffer and rearranges the activation blocks once; a micro-kernel
- * then keeps R x C pairs in registers (both operands of the integer dots in
- * registers too). Every pair goes through the same instruction sequence in
- * every path, so results do not depend on the batch. If the scratch cannot be
- * had the call falls back to the scalar kernels.
+ * q4_K, q5_K: groups are 32 values, so a step takes two blocks in eight zmm,
+ * one group of one block per lane, and one float step serves both blocks
+ * (see "two blocks per step" below). The float step costs about as much as
+ * the integer dots it follows, so halving it is most of the speed.
+ *
+ * With one to KQ_FEW_ROWS activation rows each weight block is unpacked in
+ * registers and used at once. With more, a call unpacks each block of R
+ * weight rows once into a scratch buffer and rearranges the activation
+ * blocks once; a micro-kernel then keeps R x C pairs in registers (both
+ * operands of the integer dots in registers too). Every pair goes through
+ * the same instruction sequence in every path, so results do not depend on
+ * the batch. If the scratch cannot be had the call falls back to the scalar
+ * kernels.
  */
 #include <immintrin.h>
 #include <stdlib.h>
@@ -36,10 +42,10 @@
 
 #define KQ_TILE_R 4
 #define KQ_TILE_C 3
-/* Up to KQ_FEW_PASSES passes of KQ_FEW_ROWS activation rows each unpack the
- * weights in registers, without the scratch copy. */
-#define KQ_FEW_ROWS 4
-#define KQ_FEW_PASSES 2
+/* Up to KQ_FEW_ROWS activation rows take the weights unpacked in registers,
+ * without the scratch copy: q4_K and q5_K in one pass (one accumulator per
+ * row), the other types in passes of four rows. */
+#define KQ_FEW_ROWS 8
 
 /* A weight block unpacked: codes in lane order, and per-lane scale and min. */
 struct kq512_w {
@@ -73,12 +79,6 @@ ALWAYS_INLINE __m512i kq_lane_group(void)
     return _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
 }
 
-/* The same for 32-value groups (q4_K, q5_K): the group of lane L, halved. */
-ALWAYS_INLINE __m512i kq_lane_group32(void)
-{
-    return _mm512_setr_epi32(0, 2, 4, 6, 0, 2, 4, 6, 1, 3, 5, 7, 1, 3, 5, 7);
-}
-
 /* s[q] holds values 64q..64q+63 in order; afterwards s[g] lane 4j+q holds
  * dword g of what was lane j (128-bit) of s[q]. */
 ALWAYS_INLINE void kq_transpose(__m512i s[4])
@@ -103,12 +103,13 @@ ALWAYS_INLINE __m512i kq_shifts(int lo, int hi)
     return _mm512_inserti64x4(_mm512_set1_epi16((short)lo), _mm256_set1_epi16((short)hi), 1);
 }
 
-/* ws / wm of q4_K and q5_K from the block's d, dmin and 12 scale bytes
+/* d * scale (lanes 0-7) and dmin * min (lanes 8-15) of the eight 32-value
+ * groups of q4_K and q5_K, from the block's d, dmin and 12 scale bytes
  * (16 bytes are read; the last 4 belong to the codes that follow). Low 6 bits
  * of scales / mins 0-3 sit in bytes 0-3 / 4-7; the low 4 bits of 4-7 in
  * bytes 8-11 (scales low nibble, mins high), their top 2 bits in the top of
  * bytes 0-3 / 4-7. */
-ALWAYS_INLINE void kq_scales_q45(struct kq_wv *o, const uint8_t *dd, const uint8_t *scales)
+ALWAYS_INLINE __m512 kq_scales_q45(const uint8_t *dd, const uint8_t *scales)
 {
     const __m128i x = _mm_loadu_si128((const __m128i *)scales);
     const __m128i lo =
@@ -125,10 +126,7 @@ ALWAYS_INLINE void kq_scales_q45(struct kq_wv *o, const uint8_t *dd, const uint8
     const __m512 dm = _mm512_permutexvar_ps(
         _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1),
         _mm512_castps128_ps512(_mm_cvtph_ps(_mm_cvtsi32_si128((int)dbits))));
-    const __m512 f = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(v)), dm);
-    const __m512i idx = kq_lane_group32();
-    o->ws = _mm512_permutexvar_ps(idx, f);
-    o->wm = _mm512_permutexvar_ps(_mm512_add_epi32(idx, _mm512_set1_epi32(8)), f);
+    return _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(v)), dm);
 }
 
 /* ws for 16 signed scales (q3_K, q6_K: the offset goes through init). */
@@ -159,12 +157,6 @@ ALWAYS_INLINE void kq_scales_signed(struct kq_wv *o, __m128i sc8, pg_f16 d)
 #define KQ_Q2_SH(a, b) (2 * (2 * ((a) % 2) + (b) / 2))
 #define KQ_HIDX(a, b) (4 * ((b) % 2))
 #define KQ_Q3_HBIT(a, b) KQ_REP(4 * ((a) / 2) + 2 * ((a) % 2) + (b) / 2)
-/* q4_K / q5_K: value 16G + 4g + i is in group s = G / 2 of 32, byte
- * 32 (s / 2) + 16 (G % 2) + 4g + i, high nibble when s is odd; q5_K's bit 4
- * is bit s of qh byte 16 (G % 2) + 4g + i. */
-#define KQ_Q4_IDX(a, b) (8 * (a) + 4 * ((b) % 2))
-#define KQ_Q4_SH(a, b) (4 * ((b) / 2))
-#define KQ_Q5_HBIT(a, b) KQ_REP(2 * (a) + (b) / 2)
 
 ALWAYS_INLINE struct kq_wv kq_unpack_q2_K(const uint8_t *src)
 {
@@ -221,46 +213,6 @@ ALWAYS_INLINE struct kq_wv kq_unpack_q3_K(const uint8_t *src)
     }
     const __m128i sc = kq_q3_scales(b->scales);
     kq_scales_signed(&o, sc, b->d);
-    return o;
-}
-
-/* The low four bits of q4_K / q5_K codes. */
-ALWAYS_INLINE void kq_nibbles(struct kq_wv *o, const uint8_t *qs)
-{
-    const __m512i p0 = _mm512_loadu_si512((const void *)qs);
-    const __m512i p1 = _mm512_loadu_si512((const void *)(qs + 64));
-    const __m512i idx = KQ_LANES(KQ_Q4_IDX), sh = KQ_LANES(KQ_Q4_SH);
-    const __m512i m4 = _mm512_set1_epi8(15);
-    for (int g = 0; g < 4; g++) {
-        const __m512i gi = _mm512_add_epi32(idx, _mm512_set1_epi32(g));
-        const __m512i v = _mm512_permutex2var_epi32(p0, gi, p1);
-        o->q[g] = _mm512_and_si512(_mm512_srlv_epi32(v, sh), m4);
-    }
-}
-
-ALWAYS_INLINE struct kq_wv kq_unpack_q4_K(const uint8_t *src)
-{
-    const block_q4_K *b = (const block_q4_K *)src;
-    struct kq_wv o;
-    kq_nibbles(&o, b->qs);
-    kq_scales_q45(&o, src, b->scales);
-    return o;
-}
-
-ALWAYS_INLINE struct kq_wv kq_unpack_q5_K(const uint8_t *src)
-{
-    const block_q5_K *b = (const block_q5_K *)src;
-    struct kq_wv o;
-    kq_nibbles(&o, b->qs);
-    const __m512i qh = _mm512_zextsi256_si512(_mm256_loadu_si256((const __m256i *)b->qh));
-    const __m512i hidx = KQ_LANES(KQ_HIDX), hbit = KQ_LANES(KQ_Q5_HBIT);
-    const __m512i sixteen = _mm512_set1_epi8(16);
-    for (int g = 0; g < 4; g++) {
-        const __m512i h =
-            _mm512_permutexvar_epi32(_mm512_add_epi32(hidx, _mm512_set1_epi32(g)), qh);
-        o.q[g] = _mm512_mask_add_epi8(o.q[g], _mm512_test_epi8_mask(h, hbit), o.q[g], sixteen);
-    }
-    kq_scales_q45(&o, src, b->scales);
     return o;
 }
 
@@ -353,8 +305,10 @@ ALWAYS_INLINE void kq_tile(const struct kq512_w *w, const struct kq512_a *a, int
         }
         for (int g = 0; g < 4; g++) {
             __m512i av[KQ_TILE_C];
-            for (int c = 0; c < C; c++)
+            for (int c = 0; c < C; c++) {
                 av[c] = _mm512_load_si512((const void *)(a[c * nb + ib].q + 64 * g));
+                __asm__("" : "+v"(av[c])); /* in a register, as in kq2_tile */
+            }
             for (int r = 0; r < R; r++) {
                 const __m512i wv = _mm512_load_si512((const void *)(w[r * nb + ib].q + 64 * g));
                 for (int c = 0; c < C; c++)
@@ -414,7 +368,7 @@ static void kq_scalar_fallback(const struct gemm_args *ga, int type)
 
 typedef struct kq_wv (*kq_unpack_fn)(const uint8_t *src);
 
-/* A few activation rows (C <= KQ_FEW_ROWS): each weight block is unpacked
+/* A few activation rows (C <= 4): each weight block is unpacked
  * into registers and used at once (the tile path would write it out and read
  * it back for too few uses). */
 ALWAYS_INLINE void kq_gemv(const struct gemm_args *ga, const struct kq512_a *ad, int64_t nb,
@@ -422,7 +376,7 @@ ALWAYS_INLINE void kq_gemv(const struct gemm_args *ga, const struct kq512_a *ad,
 {
     for (int64_t j = 0; j < ga->n; j++) {
         const uint8_t *row = ga->w + (size_t)j * ga->w_stride;
-        __m512 acc[KQ_FEW_ROWS];
+        __m512 acc[4];
         for (int c = 0; c < C; c++)
             acc[c] = _mm512_setzero_ps();
         for (int64_t ib = 0; ib < nb; ib++) {
@@ -452,7 +406,7 @@ ALWAYS_INLINE void kq_gemm(const struct gemm_args *ga, int type, size_t ts, kq_u
         return;
     int64_t act_rows = (int64_t)(KQ_ACT_BYTES / ((size_t)nb * sizeof(struct kq512_a)));
     act_rows = act_rows < KQ_TILE_C ? KQ_TILE_C : act_rows / KQ_TILE_C * KQ_TILE_C;
-    const int few = ga->b <= KQ_FEW_PASSES * KQ_FEW_ROWS;
+    const int few = ga->b <= KQ_FEW_ROWS;
     if (act_rows > ga->b || few) /* the few-rows path takes them in one pass */
         act_rows = ga->b;
     const size_t wbytes = few ? 0 : (size_t)KQ_TILE_R * (size_t)nb * sizeof(struct kq512_w);
@@ -477,7 +431,9 @@ ALWAYS_INLINE void kq_gemm(const struct gemm_args *ga, int type, size_t ts, kq_u
                 kq_prep_act(x + ib, ad + i * nb + ib, koff);
         }
         if (few) {
-            for (int64_t c0 = 0; c0 < ga->b; c0 += KQ_FEW_ROWS) {
+            /* In passes of up to four rows: with more, the accumulators and
+             * the float step's operands no longer fit in registers. */
+            for (int64_t c0 = 0; c0 < ga->b; c0 += 4) {
                 struct gemm_args part = *ga;
                 part.y = ga->y + c0 * ga->y_stride;
                 const struct kq512_a *pa = ad + c0 * nb;
@@ -522,9 +478,357 @@ ALWAYS_INLINE void kq_gemm(const struct gemm_args *ga, int type, size_t ts, kq_u
     }
 KQ_GEMM(q2_K, PG_TYPE_Q2_K, 0, 0)
 KQ_GEMM(q3_K, PG_TYPE_Q3_K, 4, 1)
-KQ_GEMM(q4_K, PG_TYPE_Q4_K, 0, 0)
-KQ_GEMM(q5_K, PG_TYPE_Q5_K, 0, 0)
 KQ_GEMM(q6_K, PG_TYPE_Q6_K, 32, 2)
+
+/* ---- q4_K and q5_K: two blocks per step ----
+ *
+ * Their scales and mins cover 32 values, so two blocks have 16 groups, one
+ * per zmm lane: a step takes blocks 2u and 2u + 1 as eight zmm, lane L
+ * holding group L % 8 of block L / 8 and vector j its values 4j..4j+3.
+ * Eight vpdpbusd then leave each lane the exact dot of a whole group, and
+ * one float step applies the scales of both blocks, half the float work per
+ * block of the layout above. An odd last block is paired with a zero block
+ * (codes, scales and activations all zero), which adds exact zeros. */
+
+struct kq2_w {
+    uint8_t q[2 * QK_K];
+    float ws[16];
+    float wm[16];
+};
+
+struct kq2_wv {
+    __m512i q[8];
+    __m512 ws, wm;
+};
+
+/* Activations for a step: codes in the same layout, per-lane group sums and
+ * the block scale of each lane. */
+struct kq2_a {
+    int8_t q[2 * QK_K];
+    float asum[16];
+    float d[16];
+};
+
+/* Stands in for the missing partner of an odd last block. */
+static const _Alignas(64) uint8_t kq2_zero_block[sizeof(block_q5_K)];
+
+/* The low four bits of two blocks' codes. Code i of 32-value group g is
+ * nibble g % 2 of byte 32 (g / 2) + i, so vector j, lane L wants dword
+ * 8 (g / 2) + j of the block's 32, shifted by 4 (g % 2). Gathering each
+ * block's dwords with j < 4 into one zmm and those with j >= 4 into another
+ * first lets one two-table permute per vector serve both blocks. */
+ALWAYS_INLINE void kq2_nibbles(struct kq2_wv *o, const uint8_t *qa, const uint8_t *qb)
+{
+    const __m512i a0 = _mm512_loadu_si512((const void *)qa);
+    const __m512i a1 = _mm512_loadu_si512((const void *)(qa + 64));
+    const __m512i b0 = _mm512_loadu_si512((const void *)qb);
+    const __m512i b1 = _mm512_loadu_si512((const void *)(qb + 64));
+    /* Dwords 0-3, 8-11, 16-19, 24-27, and the same plus 4: dword 8c + j
+     * lands at 4c + j % 4. */
+    const __m512i alo = _mm512_shuffle_i32x4(a0, a1, _MM_SHUFFLE(2, 0, 2, 0));
+    const __m512i ahi = _mm512_shuffle_i32x4(a0, a1, _MM_SHUFFLE(3, 1, 3, 1));
+    const __m512i blo = _mm512_shuffle_i32x4(b0, b1, _MM_SHUFFLE(2, 0, 2, 0));
+    const __m512i bhi = _mm512_shuffle_i32x4(b0, b1, _MM_SHUFFLE(3, 1, 3, 1));
+    const __m512i base =
+        _mm512_setr_epi32(0, 0, 4, 4, 8, 8, 12, 12, 16, 16, 20, 20, 24, 24, 28, 28);
+    const __m512i sh = _mm512_setr_epi32(0, 4, 0, 4, 0, 4, 0, 4, 0, 4, 0, 4, 0, 4, 0, 4);
+    const __m512i m4 = _mm512_set1_epi8(15);
+    for (int j = 0; j < 4; j++) {
+        const __m512i idx = _mm512_add_epi32(base, _mm512_set1_epi32(j));
+        const __m512i lo = _mm512_permutex2var_epi32(alo, idx, blo);
+        const __m512i hi = _mm512_permutex2var_epi32(ahi, idx, bhi);
+        o->q[j] = _mm512_and_si512(_mm512_srlv_epi32(lo, sh), m4);
+        o->q[j + 4] = _mm512_and_si512(_mm512_srlv_epi32(hi, sh), m4);
+    }
+}
+
+/* Both blocks' scales in lane order: block a's groups, then block b's
+ * (q5_K starts with the same d, dmin and scales as q4_K). */
+ALWAYS_INLINE void kq2_scales(struct kq2_wv *o, const uint8_t *a, const uint8_t *b)
+{
+    const block_q4_K *ba = (const block_q4_K *)a, *bb = (const block_q4_K *)b;
+    const __m512 fa = kq_scales_q45(a, ba->scales), fb = kq_scales_q45(b, bb->scales);
+    o->ws = _mm512_permutex2var_ps(
+        fa, _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23), fb);
+    o->wm = _mm512_permutex2var_ps(
+        fa, _mm512_setr_epi32(8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31), fb);
+}
+
+ALWAYS_INLINE struct kq2_wv kq2_unpack_q4_K(const uint8_t *a, const uint8_t *b)
+{
+    struct kq2_wv o;
+    kq2_nibbles(&o, ((const block_q4_K *)a)->qs, ((const block_q4_K *)b)->qs);
+    kq2_scales(&o, a, b);
+    return o;
+}
+
+/* q5_K's fifth bit of code i of group g is bit g of qh byte i: vector j
+ * wants qh dword j of the lane's block, bit L % 8 of each byte. */
+ALWAYS_INLINE struct kq2_wv kq2_unpack_q5_K(const uint8_t *a, const uint8_t *b)
+{
+    const block_q5_K *ba = (const block_q5_K *)a, *bb = (const block_q5_K *)b;
+    struct kq2_wv o;
+    kq2_nibbles(&o, ba->qs, bb->qs);
+    const __m512i qh = _mm512_inserti64x4(
+        _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)ba->qh)),
+        _mm256_loadu_si256((const __m256i *)bb->qh), 1);
+    const __m512i hbase = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 8, 8, 8, 8, 8, 8, 8, 8);
+    const __m512i hbit = _mm512_setr_epi32(KQ_REP(0), KQ_REP(1), KQ_REP(2), KQ_REP(3),
+                                           KQ_REP(4), KQ_REP(5), KQ_REP(6), KQ_REP(7),
+                                           KQ_REP(0), KQ_REP(1), KQ_REP(2), KQ_REP(3),
+                                           KQ_REP(4), KQ_REP(5), KQ_REP(6), KQ_REP(7));
+    const __m512i sixteen = _mm512_set1_epi8(16);
+    for (int j = 0; j < 8; j++) {
+        const __m512i h =
+            _mm512_permutexvar_epi32(_mm512_add_epi32(hbase, _mm512_set1_epi32(j)), qh);
+        o.q[j] = _mm512_mask_add_epi8(o.q[j], _mm512_test_epi8_mask(h, hbit), o.q[j], sixteen);
+    }
+    kq2_scales(&o, a, b);
+    return o;
+}
+
+typedef struct kq2_wv (*kq2_unpack_fn)(const uint8_t *a, const uint8_t *b);
+
+/* Step u of a row: blocks 2u and 2u + 1 (or the zero block past the end). */
+ALWAYS_INLINE struct kq2_wv kq2_unpack_step(kq2_unpack_fn unpack, const uint8_t *row,
+                                            int64_t u, int64_t nb, size_t ts)
+{
+    const uint8_t *a = row + (size_t)(2 * u) * ts;
+    const uint8_t *b = 2 * u + 1 < nb ? a + ts : kq2_zero_block;
+    return unpack(a, b);
+}
+
+/* An activation block's codes for one half of a step: lane g of vector j
+ * (g < 8) gets dword 8g + j, gathered as in kq2_nibbles (the upper lanes
+ * repeat the lower ones). */
+ALWAYS_INLINE void kq2_act_half(const int8_t *qs, __m512i v[8])
+{
+    const __m512i z0 = _mm512_loadu_si512((const void *)qs);
+    const __m512i z1 = _mm512_loadu_si512((const void *)(qs + 64));
+    const __m512i z2 = _mm512_loadu_si512((const void *)(qs + 128));
+    const __m512i z3 = _mm512_loadu_si512((const void *)(qs + 192));
+    /* Dword 8g + j lands at 4 (g % 4) + j % 4 of the first table (g < 4) or
+     * the second. */
+    const __m512i lo0 = _mm512_shuffle_i32x4(z0, z1, _MM_SHUFFLE(2, 0, 2, 0));
+    const __m512i hi0 = _mm512_shuffle_i32x4(z0, z1, _MM_SHUFFLE(3, 1, 3, 1));
+    const __m512i lo1 = _mm512_shuffle_i32x4(z2, z3, _MM_SHUFFLE(2, 0, 2, 0));
+    const __m512i hi1 = _mm512_shuffle_i32x4(z2, z3, _MM_SHUFFLE(3, 1, 3, 1));
+    const __m512i base =
+        _mm512_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28, 0, 4, 8, 12, 16, 20, 24, 28);
+    for (int j = 0; j < 4; j++) {
+        const __m512i idx = _mm512_add_epi32(base, _mm512_set1_epi32(j));
+        v[j] = _mm512_permutex2var_epi32(lo0, idx, lo1);
+        v[j + 4] = _mm512_permutex2var_epi32(hi0, idx, hi1);
+    }
+}
+
+/* Activation blocks a and b (b NULL: zeros) into a step's layout: vector j,
+ * lane L gets dword 8 (L % 8) + j of block L / 8; a 32-group's sum is the
+ * sum of its two 16-value sums. */
+static void kq2_prep_act(const block_q8_K *a, const block_q8_K *b, struct kq2_a *o)
+{
+    __m512i va[8], vb[8];
+    kq2_act_half(a->qs, va);
+    if (b)
+        kq2_act_half(b->qs, vb);
+    for (int j = 0; j < 8; j++)
+        _mm512_store_si512((void *)(o->q + 64 * j),
+                           b ? _mm512_mask_blend_epi32(0xFF00, va[j], vb[j])
+                             : _mm512_maskz_mov_epi32(0x00FF, va[j]));
+    /* 16-value sums in pairs: a's in the low half, b's in the high. */
+    const __m512i sa = _mm512_cvtepi16_epi32(_mm256_loadu_si256((const __m256i *)a->bsums));
+    const __m512i sb = b ? _mm512_cvtepi16_epi32(_mm256_loadu_si256((const __m256i *)b->bsums))
+                         : _mm512_setzero_si512();
+    const __m512i even =
+        _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
+    const __m512i sums = _mm512_add_epi32(_mm512_permutex2var_epi32(sa, even, sb),
+                                          _mm512_permutex2var_epi32(sa, odd, sb));
+    _mm512_store_ps(o->asum, _mm512_cvtepi32_ps(sums));
+    _mm512_store_ps(o->d, _mm512_mask_blend_ps(0xFF00, _mm512_set1_ps(a->d),
+                                               _mm512_set1_ps(b ? b->d : 0.0f)));
+}
+
+static void kq2_prep_row(const block_q8_K *x, int64_t nb, struct kq2_a *o)
+{
+    for (int64_t u = 0; 2 * u < nb; u++)
+        kq2_prep_act(x + 2 * u, 2 * u + 1 < nb ? x + 2 * u + 1 : NULL, o + u);
+}
+
+/* The float step of one pair: acc += d * (ws * dot - wm * asum). */
+ALWAYS_INLINE __m512 kq2_finish(__m512 acc, __m512i s, __m512 ws, __m512 wm,
+                                const struct kq2_a *ab)
+{
+    __m512 t = _mm512_mul_ps(_mm512_cvtepi32_ps(s), ws);
+    t = _mm512_fnmadd_ps(_mm512_load_ps(ab->asum), wm, t);
+    return _mm512_fmadd_ps(t, _mm512_load_ps(ab->d), acc);
+}
+
+/* y[c * ys + r] for R unpacked weight rows (w + r * nu) and C activation
+ * rows (a + c * nu), as kq_tile. */
+ALWAYS_INLINE void kq2_tile(const struct kq2_w *w, const struct kq2_a *a, int64_t nu, int R,
+                            int C, float *y, int64_t ys)
+{
+    __m512 acc[KQ_TILE_R][KQ_TILE_C];
+    for (int r = 0; r < R; r++)
+        for (int c = 0; c < C; c++)
+            acc[r][c] = _mm512_setzero_ps();
+    for (int64_t u = 0; u < nu; u++) {
+        __m512i s[KQ_TILE_R][KQ_TILE_C];
+        for (int r = 0; r < R; r++)
+            for (int c = 0; c < C; c++)
+                s[r][c] = _mm512_setzero_si512();
+        for (int j = 0; j < 8; j++) {
+            __m512i av[KQ_TILE_C];
+            for (int c = 0; c < C; c++) {
+                av[c] = _mm512_load_si512((const void *)(a[c * nu + u].q + 64 * j));
+                /* Held in a register: folded into each vpdpbusd instead, the
+                 * loads would outnumber what the load ports can do. */
+                __asm__("" : "+v"(av[c]));
+            }
+            for (int r = 0; r < R; r++) {
+                const __m512i wv = _mm512_load_si512((const void *)(w[r * nu + u].q + 64 * j));
+                for (int c = 0; c < C; c++)
+                    s[r][c] = _mm512_dpbusd_epi32(s[r][c], wv, av[c]);
+            }
+        }
+        for (int r = 0; r < R; r++) {
+            const struct kq2_w *wb = w + r * nu + u;
+            const __m512 ws = _mm512_load_ps(wb->ws), wm = _mm512_load_ps(wb->wm);
+            for (int c = 0; c < C; c++)
+                acc[r][c] = kq2_finish(acc[r][c], s[r][c], ws, wm, a + c * nu + u);
+        }
+    }
+    for (int r = 0; r < R; r++)
+        for (int c = 0; c < C; c++)
+            y[c * ys + r] = _mm512_reduce_add_ps(acc[r][c]);
+}
+
+typedef void (*kq2_tile_fn)(const struct kq2_w *, const struct kq2_a *, int64_t, float *,
+                            int64_t);
+
+#define KQ2_TILE_FN(R, C)                                                                \
+    static void kq2_tile_##R##_##C(const struct kq2_w *w, const struct kq2_a *a, int64_t nu, \
+                                   float *y, int64_t ys)                                 \
+    {                                                                                    \
+        kq2_tile(w, a, nu, R, C, y, ys);                                                 \
+    }
+#define KQ2_TILE_ROW(R) KQ2_TILE_FN(R, 1) KQ2_TILE_FN(R, 2) KQ2_TILE_FN(R, 3)
+KQ2_TILE_ROW(1) KQ2_TILE_ROW(2) KQ2_TILE_ROW(3) KQ2_TILE_ROW(4)
+static const kq2_tile_fn kq2_tiles[KQ_TILE_R][KQ_TILE_C] = {
+    {kq2_tile_1_1, kq2_tile_1_2, kq2_tile_1_3},
+    {kq2_tile_2_1, kq2_tile_2_2, kq2_tile_2_3},
+    {kq2_tile_3_1, kq2_tile_3_2, kq2_tile_3_3},
+    {kq2_tile_4_1, kq2_tile_4_2, kq2_tile_4_3}};
+
+/* A few activation rows: each step is unpacked into registers and used at
+ * once, as kq_gemv. */
+ALWAYS_INLINE void kq2_gemv(const struct gemm_args *ga, const struct kq2_a *ad, int64_t nb,
+                            size_t ts, kq2_unpack_fn unpack, int C)
+{
+    const int64_t nu = (nb + 1) / 2;
+    for (int64_t j = 0; j < ga->n; j++) {
+        const uint8_t *row = ga->w + (size_t)j * ga->w_stride;
+        __m512 acc[KQ_FEW_ROWS];
+        for (int c = 0; c < C; c++)
+            acc[c] = _mm512_setzero_ps();
+        for (int64_t u = 0; u < nu; u++) {
+            const uint8_t *blk = row + (size_t)(2 * u) * ts;
+            for (size_t off = 0; off < 2 * ts; off += 64)
+                _mm_prefetch((const char *)blk + KQ_PREFETCH_BYTES + off, _MM_HINT_T0);
+            const struct kq2_wv v = kq2_unpack_step(unpack, row, u, nb, ts);
+            for (int c = 0; c < C; c++) {
+                const struct kq2_a *ab = ad + c * nu + u;
+                __m512i s = _mm512_setzero_si512();
+                for (int g = 0; g < 8; g++)
+                    s = _mm512_dpbusd_epi32(s, v.q[g],
+                                            _mm512_load_si512((const void *)(ab->q + 64 * g)));
+                acc[c] = kq2_finish(acc[c], s, v.ws, v.wm, ab);
+            }
+        }
+        for (int c = 0; c < C; c++)
+            ga->y[c * ga->y_stride + j] = _mm512_reduce_add_ps(acc[c]);
+    }
+}
+
+ALWAYS_INLINE void kq2_gemm(const struct gemm_args *ga, int type, size_t ts,
+                            kq2_unpack_fn unpack)
+{
+    const int64_t nb = ga->k / QK_K;
+    if (nb <= 0 || ga->n <= 0 || ga->b <= 0)
+        return;
+    const int64_t nu = (nb + 1) / 2;
+    int64_t act_rows = (int64_t)(KQ_ACT_BYTES / ((size_t)nu * sizeof(struct kq2_a)));
+    act_rows = act_rows < KQ_TILE_C ? KQ_TILE_C : act_rows / KQ_TILE_C * KQ_TILE_C;
+    const int few = ga->b <= KQ_FEW_ROWS;
+    if (act_rows > ga->b || few)
+        act_rows = ga->b;
+    const size_t wbytes = few ? 0 : (size_t)KQ_TILE_R * (size_t)nu * sizeof(struct kq2_w);
+    const size_t abytes = (size_t)act_rows * (size_t)nu * sizeof(struct kq2_a);
+    _Alignas(64) uint8_t local[KQ_STACK_BYTES];
+    const size_t need = (wbytes + abytes + 63) / 64 * 64;
+    uint8_t *buf = need <= sizeof local ? local : aligned_alloc(64, need);
+    if (!buf) {
+        kq_scalar_fallback(ga, type);
+        return;
+    }
+    struct kq2_w *wd = (struct kq2_w *)buf;
+    struct kq2_a *ad = (struct kq2_a *)(buf + wbytes);
+
+    for (int64_t i0 = 0; i0 < ga->b; i0 += act_rows) {
+        const int64_t nrows = ga->b - i0 < act_rows ? ga->b - i0 : act_rows;
+        for (int64_t i = 0; i < nrows; i++)
+            kq2_prep_row((const block_q8_K *)(ga->x + (size_t)(i0 + i) * ga->x_stride), nb,
+                         ad + i * nu);
+        if (few) {
+            switch (ga->b) {
+            case 1: kq2_gemv(ga, ad, nb, ts, unpack, 1); break;
+            case 2: kq2_gemv(ga, ad, nb, ts, unpack, 2); break;
+            case 3: kq2_gemv(ga, ad, nb, ts, unpack, 3); break;
+            case 4: kq2_gemv(ga, ad, nb, ts, unpack, 4); break;
+            case 5: kq2_gemv(ga, ad, nb, ts, unpack, 5); break;
+            case 6: kq2_gemv(ga, ad, nb, ts, unpack, 6); break;
+            case 7: kq2_gemv(ga, ad, nb, ts, unpack, 7); break;
+            default: kq2_gemv(ga, ad, nb, ts, unpack, 8); break;
+            }
+            break;
+        }
+        for (int64_t j0 = 0; j0 < ga->n; j0 += KQ_TILE_R) {
+            const int R = ga->n - j0 < KQ_TILE_R ? (int)(ga->n - j0) : KQ_TILE_R;
+            for (int r = 0; r < R; r++) {
+                const uint8_t *row = ga->w + (size_t)(j0 + r) * ga->w_stride;
+                const uint8_t *next = row + (size_t)KQ_TILE_R * ga->w_stride;
+                for (int64_t u = 0; u < nu; u++) {
+                    for (size_t off = 0; off < 2 * ts; off += 64)
+                        _mm_prefetch((const char *)next + (size_t)(2 * u) * ts + off, _MM_HINT_T1);
+                    const struct kq2_wv v = kq2_unpack_step(unpack, row, u, nb, ts);
+                    struct kq2_w *o = wd + r * nu + u;
+                    for (int g = 0; g < 8; g++)
+                        _mm512_store_si512((void *)(o->q + 64 * g), v.q[g]);
+                    _mm512_store_ps(o->ws, v.ws);
+                    _mm512_store_ps(o->wm, v.wm);
+                }
+            }
+            for (int64_t c0 = 0; c0 < nrows; c0 += KQ_TILE_C) {
+                const int C = nrows - c0 < KQ_TILE_C ? (int)(nrows - c0) : KQ_TILE_C;
+                kq2_tiles[R - 1][C - 1](wd, ad + c0 * nu, nu,
+                                        ga->y + (i0 + c0) * ga->y_stride + j0, ga->y_stride);
+            }
+        }
+    }
+    if (buf != local)
+        free(buf);
+}
+
+static void gemm_q4_K_avx512(const struct gemm_args *a)
+{
+    kq2_gemm(a, PG_TYPE_Q4_K, sizeof(block_q4_K), kq2_unpack_q4_K);
+}
+
+static void gemm_q5_K_avx512(const struct gemm_args *a)
+{
+    kq2_gemm(a, PG_TYPE_Q5_K, sizeof(block_q5_K), kq2_unpack_q5_K);
+}
 
 /* ---- q8_K activations: the reference quantizer's bytes ---- */
 
