@@ -25,7 +25,7 @@ export PAGODA_HOME="$WORK/home"
 
 "$PAGODA" pull --help | grep -q "pull default" || fail "pull --help does not describe pull default"
 "$PAGODA" convert --help | grep -q -- "--llama2c" || fail "convert --help"
-expect_fail "hf source" "not supported yet" "$PAGODA" pull hf://someone/model
+expect_fail "other source" "only hf://" "$PAGODA" pull ftp://someone/model.gguf
 expect_fail "unknown model" "unknown model" "$PAGODA" pull no-such-model
 expect_fail "no model named" "which model" "$PAGODA" pull
 expect_fail "bad option" "unknown option" "$PAGODA" pull default --frobnicate

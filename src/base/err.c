@@ -49,6 +49,9 @@ const char *pagoda_status_str(int status)
     case PAGODA_ENOMEM: return "out of memory";
     case PAGODA_EUNSUPPORTED: return "unsupported";
     case PAGODA_ERANGE: return "out of range";
+    case PAGODA_EBUSY: return "busy";
+    case PAGODA_ENOTFOUND: return "not found";
+    case PAGODA_ESHUTDOWN: return "shutting down";
     default: return "unknown error";
     }
 }

@@ -4,6 +4,7 @@
  * its tokenizer, and choosing the context length.
  */
 #include <stdio.h>
+#include <string.h>
 
 #include "base/paths.h"
 #include "cli/cli.h"
@@ -14,20 +15,34 @@
  * the KV cache of a big-context model does not take gigabytes by surprise. */
 #define CLI_DEFAULT_CTX 4096
 
+int cli_model_path(const char *cmd, const char *path, char *out, size_t outlen)
+{
+    char err[512], dir[4096];
+    if (path) {
+        if (strlen(path) >= outlen)
+            return cli_fail("%s: model path too long", cmd);
+        strcpy(out, path);
+        return 0;
+    }
+    if (paths_models_dir(dir, sizeof dir, err, sizeof err) ||
+        paths_join(out, outlen, dir, "stories15M.gguf", err, sizeof err))
+        return cli_fail("%s: %s", cmd, err);
+    FILE *f = fopen(out, "rb");
+    if (!f)
+        return cli_fail("%s: no model given and the default model is not in the cache "
+                        "(%s); run `pagoda pull default` first", cmd, out);
+    fclose(f);
+    return 0;
+}
+
 int cli_open_model(const char *cmd, const char *path, struct model **m, struct tokenizer **tok)
 {
-    char err[512], default_path[4096], dir[4096];
+    char err[512], default_path[4096];
     *m = NULL;
     *tok = NULL;
     if (!path) {
-        if (paths_models_dir(dir, sizeof dir, err, sizeof err) ||
-            paths_join(default_path, sizeof default_path, dir, "stories15M.gguf", err, sizeof err))
-            return cli_fail("%s: %s", cmd, err);
-        FILE *f = fopen(default_path, "rb");
-        if (!f)
-            return cli_fail("%s: no model given and the default model is not in the cache "
-                            "(%s); run `pagoda pull default` first", cmd, default_path);
-        fclose(f);
+        if (cli_model_path(cmd, NULL, default_path, sizeof default_path))
+            return 1;
         path = default_path;
     }
     if (model_load(path, m, err, sizeof err))

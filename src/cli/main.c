@@ -18,12 +18,16 @@ struct command {
 static const struct command commands[] = {
     {"run", cmd_run, "generate text from a prompt (streams to stdout)"},
     {"chat", cmd_chat, "talk with a model using its chat template"},
+    {"serve", cmd_serve, "serve a model over an OpenAI-compatible HTTP API"},
     {"info", cmd_info, "show a GGUF model: architecture, tensors, memory needs"},
     {"synth", cmd_synth, "write a model of real shape with seeded random weights"},
     {"bench", cmd_bench, "measure memory bandwidth, int8 peak and kernel speed"},
     {"tokenize", cmd_tokenize, "show how a model's tokenizer splits text (and back)"},
-    {"convert", cmd_convert, "convert a llama2.c checkpoint to GGUF"},
-    {"pull", cmd_pull, "fetch a model into the local cache (`pull default`)"},
+    {"convert", cmd_convert, "convert a llama2.c checkpoint or a Hugging Face model to GGUF"},
+    {"quantize", cmd_quantize, "rewrite a GGUF model's weights in another type"},
+    {"pull", cmd_pull, "fetch a model into the local cache (`pull default`, `pull hf://...`)"},
+    {"list", cmd_list, "show the models in the local cache"},
+    {"rm", cmd_rm, "remove a model from the local cache"},
 };
 
 static void usage(FILE *f)
@@ -73,6 +77,35 @@ int cli_parse_int(const char *s, long long lo, long long hi, long long *out)
         return -1;
     *out = v;
     return 0;
+}
+
+int cli_parse_size(const char *s, unsigned long long *out)
+{
+    if (!s || !*s || *s == '-' || *s == '+')
+        return -1;
+    errno = 0;
+    char *end;
+    double v = strtod(s, &end);
+    if (errno || end == s || !(v >= 0) || !isfinite(v))
+        return -1;
+    static const struct {
+        const char *suffix;
+        double mult;
+    } units[] = {
+        {"", 1},           {"B", 1},          {"K", 1024.0},         {"KiB", 1024.0},
+        {"KB", 1e3},       {"M", 1048576.0},  {"MiB", 1048576.0},    {"MB", 1e6},
+        {"G", 1073741824.0}, {"GiB", 1073741824.0}, {"GB", 1e9},    {"T", 1099511627776.0},
+        {"TiB", 1099511627776.0}, {"TB", 1e12},
+    };
+    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++)
+        if (!strcmp(end, units[i].suffix)) {
+            double b = v * units[i].mult;
+            if (b >= 18446744073709551615.0)
+                return -1;
+            *out = (unsigned long long)b;
+            return 0;
+        }
+    return -1;
 }
 
 int cli_parse_float(const char *s, double *out)
