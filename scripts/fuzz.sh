@@ -9,6 +9,7 @@
 #   FUZZ_SECONDS=60 scripts/fuzz.sh        # total run time, shared by the targets (default 60 s)
 #   FUZZ_BUILD_DIR=build-fuzz              # where to build (default build-fuzz)
 #   FUZZ_JOBS=1                            # parallel fuzzing processes
+#   FUZZ_SEED_WRITER=build/test_gguf       # a built test_gguf to write the GGUF seeds
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -21,7 +22,12 @@ command -v clang >/dev/null || { echo "fuzz.sh: clang is not installed" >&2; exi
 
 CC=clang cmake -S "$root" -B "$build" -DPAGODA_FUZZ=ON -DPAGODA_NATIVE=OFF \
     -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build "$build" --target fuzz_gguf fuzz_server_request test_gguf -j"$(nproc)"
+# The seed files come from test_gguf: an existing build's (FUZZ_SEED_WRITER) or
+# one built here.
+seed_writer=${FUZZ_SEED_WRITER:-}
+targets=(fuzz_gguf fuzz_server_request)
+[ -n "$seed_writer" ] && [ -x "$seed_writer" ] || { seed_writer="$build/test_gguf"; targets+=(test_gguf); }
+cmake --build "$build" --target "${targets[@]}" -j"$(nproc)"
 
 # The GGUF reader gets half the time, the request parser the rest.
 gguf_seconds=$(( (seconds + 1) / 2 ))
@@ -34,7 +40,7 @@ artifacts="$build/fuzz-artifacts/gguf"
 mkdir -p "$corpus" "$seeds" "$artifacts"
 # The seed files: small valid GGUF files with every value type, nested arrays,
 # several tensor types, alignment 64 and none, versions 2 and 3.
-PAGODA_FUZZ_SEEDS="$seeds" "$build/test_gguf"
+PAGODA_FUZZ_SEEDS="$seeds" "$seed_writer"
 
 # Request bodies; the first byte picks the endpoint: 0 completions, 1 chat,
 # 2 tokenize, 3 detokenize.

@@ -23,6 +23,7 @@ if [ "${QUICK:-0}" != 1 ]; then
   run_suite portable -DPAGODA_NATIVE=OFF
   run_suite sanitize -DPAGODA_NATIVE=OFF -DPAGODA_SANITIZE=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo
   echo "== fuzz (bounded)"
-  FUZZ_SECONDS=${FUZZ_SECONDS:-60} bash scripts/fuzz.sh || status=1
+  FUZZ_SECONDS=${FUZZ_SECONDS:-60} FUZZ_SEED_WRITER="$PWD/build-test-native/test_gguf" \
+    bash scripts/fuzz.sh || status=1
 fi
 exit $status

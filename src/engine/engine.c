@@ -130,22 +130,6 @@ void pagoda_engine_options_default(pagoda_engine_options *o)
     o->prefix_cache = 1;
 }
 
-void pagoda_sampling_default(pagoda_sampling *s)
-{
-    struct sampler_params p;
-    sampler_params_default(&p);
-    memset(s, 0, sizeof *s);
-    s->temperature = p.temperature;
-    s->top_k = p.top_k;
-    s->top_p = p.top_p;
-    s->min_p = p.min_p;
-    s->repeat_penalty = p.repeat_penalty;
-    s->presence_penalty = p.presence_penalty;
-    s->frequency_penalty = p.frequency_penalty;
-    s->penalty_last_n = p.penalty_last_n;
-    s->seed = p.seed;
-}
-
 /* ---------------------------------------------------------------- sequences */
 
 static void seq_free(struct seq *s)
@@ -812,8 +796,9 @@ int pagoda_engine_create(const pagoda_engine_options *o, pagoda_engine **out, ch
     case PAGODA_KV_BF16: kv_type = PG_TYPE_BF16; break;
     case PAGODA_KV_Q8_0: kv_type = PG_TYPE_Q8_0; break;
     default:
+        const int fail = err_set(err, errlen, PAGODA_EINVAL, "unknown KV type %d", (int)op->kv_type);
         pagoda_engine_free(e);
-        return err_set(err, errlen, PAGODA_EINVAL, "unknown KV type %d", (int)op->kv_type);
+        return fail;
     }
     if (!op->block_size)
         op->block_size = ENGINE_DEFAULT_BLOCK;
@@ -840,28 +825,31 @@ int pagoda_engine_create(const pagoda_engine_options *o, pagoda_engine **out, ch
     }
     const struct model_hparams *hp = &e->model->hp;
     if (tokenizer_n_vocab(e->tok) > hp->n_vocab) {
-        pagoda_engine_free(e);
-        return err_set(err, errlen, PAGODA_EFORMAT,
+        const int fail = err_set(err, errlen, PAGODA_EFORMAT,
                        "%s: the tokenizer has %d tokens but the model only %d", o->model_path,
                        tokenizer_n_vocab(e->tok), hp->n_vocab);
+        pagoda_engine_free(e);
+        return fail;
     }
     e->n_vocab = hp->n_vocab;
     e->n_ctx = op->n_ctx ? op->n_ctx
                          : (hp->n_ctx_train < ENGINE_DEFAULT_CTX ? hp->n_ctx_train
                                                                   : ENGINE_DEFAULT_CTX);
     if (e->n_ctx < 2) {
-        pagoda_engine_free(e);
-        return err_set(err, errlen, PAGODA_EINVAL, "a context of %d tokens is too small",
+        const int fail = err_set(err, errlen, PAGODA_EINVAL, "a context of %d tokens is too small",
                        e->n_ctx);
+        pagoda_engine_free(e);
+        return fail;
     }
     engine_describe_model(e, o->model_path);
 
     if ((rc = kv_store_layout(&e->kv, hp->n_layer, hp->n_head_kv, hp->head_dim, op->block_size,
                               kv_type))) {
-        pagoda_engine_free(e);
-        return err_set(err, errlen, rc, "KV type %s does not suit heads of %d values%s",
+        const int fail = err_set(err, errlen, rc, "KV type %s does not suit heads of %d values%s",
                        type_name(kv_type), hp->head_dim,
                        kv_type == PG_TYPE_Q8_0 ? " (Q8_0 needs a multiple of 32)" : "");
+        pagoda_engine_free(e);
+        return fail;
     }
     uint64_t budget = op->kv_mem_bytes;
     if (!budget)
@@ -869,21 +857,23 @@ int pagoda_engine_create(const pagoda_engine_options *o, pagoda_engine **out, ch
     int64_t n_blocks = (int64_t)(budget / e->kv.block_bytes);
     const int64_t per_seq = (e->n_ctx + op->block_size - 1) / op->block_size;
     if (n_blocks < per_seq) {
-        pagoda_engine_free(e);
-        return err_set(err, errlen, PAGODA_ERANGE,
+        const int fail = err_set(err, errlen, PAGODA_ERANGE,
                        "a KV budget of %llu bytes holds %lld blocks of %d tokens (%zu bytes "
                        "each), fewer than one full context of %d tokens needs (%lld)",
                        (unsigned long long)budget, (long long)n_blocks, op->block_size,
                        e->kv.block_bytes, e->n_ctx, (long long)per_seq);
+        pagoda_engine_free(e);
+        return fail;
     }
     if (n_blocks > INT32_MAX / 4)
         n_blocks = INT32_MAX / 4;
     e->kv.n_blocks = n_blocks;
     e->kv.data = malloc((size_t)n_blocks * e->kv.block_bytes);
     if (!e->kv.data) {
-        pagoda_engine_free(e);
-        return err_set(err, errlen, PAGODA_ENOMEM, "out of memory for %llu bytes of KV cache",
+        const int fail = err_set(err, errlen, PAGODA_ENOMEM, "out of memory for %llu bytes of KV cache",
                        (unsigned long long)((uint64_t)n_blocks * e->kv.block_bytes));
+        pagoda_engine_free(e);
+        return fail;
     }
     if ((rc = kv_pool_create(n_blocks, op->block_size, &e->kp, err, errlen))) {
         pagoda_engine_free(e);
@@ -915,8 +905,9 @@ int pagoda_engine_create(const pagoda_engine_options *o, pagoda_engine **out, ch
     e->lp_topv = malloc(PAGODA_MAX_TOP_LOGPROBS * sizeof(float));
     if (!e->running || !e->waiting || !e->b_tokens || !e->b_pos || !e->b_seq || !e->b_rows ||
         !e->b_tables || !e->b_row_seq || !e->logits || !e->lp_raw || !e->lp_top || !e->lp_topv) {
+        const int fail = err_set(err, errlen, PAGODA_ENOMEM, "out of memory");
         pagoda_engine_free(e);
-        return err_set(err, errlen, PAGODA_ENOMEM, "out of memory");
+        return fail;
     }
     pthread_mutex_init(&e->mu, NULL);
     pthread_cond_init(&e->cv, NULL);
@@ -924,16 +915,18 @@ int pagoda_engine_create(const pagoda_engine_options *o, pagoda_engine **out, ch
     if (pthread_create(&e->driver, NULL, driver_main, e)) {
         pthread_mutex_destroy(&e->mu);
         pthread_cond_destroy(&e->cv);
+        const int fail = err_set(err, errlen, PAGODA_ENOMEM, "cannot start the engine's thread");
         pagoda_engine_free(e);
-        return err_set(err, errlen, PAGODA_ENOMEM, "cannot start the engine's thread");
+        return fail;
     }
     e->driver_started = true;
     *out = e;
     return 0;
 
 bad_opt:
+    const int fail = err_set(err, errlen, PAGODA_EINVAL, "engine options out of range");
     pagoda_engine_free(e);
-    return err_set(err, errlen, PAGODA_EINVAL, "engine options out of range");
+    return fail;
 }
 
 /* ---------------------------------------------------------------- requests */

@@ -223,3 +223,20 @@ int32_t sampler_sample(struct sampler *s, float *logits, const int32_t *history,
     }
     return s->cand[m - 1].id;
 }
+
+/* The public form of the defaults (include/pagoda.h). */
+void pagoda_sampling_default(pagoda_sampling *s)
+{
+    struct sampler_params p;
+    sampler_params_default(&p);
+    memset(s, 0, sizeof *s);
+    s->temperature = p.temperature;
+    s->top_k = p.top_k;
+    s->top_p = p.top_p;
+    s->min_p = p.min_p;
+    s->repeat_penalty = p.repeat_penalty;
+    s->presence_penalty = p.presence_penalty;
+    s->frequency_penalty = p.frequency_penalty;
+    s->penalty_last_n = p.penalty_last_n;
+    s->seed = p.seed;
+}
