@@ -28,6 +28,7 @@
 #include "base/pool.h"
 #include "engine/kv_pool.h"
 #include "engine/sampler.h"
+#include "engine/stop.h"
 #include "model/model.h"
 #include "ops/attention.h"
 #include "ops/types.h"
@@ -222,37 +223,11 @@ static int text_append(struct seq *s, const char *p, size_t n)
     return 0;
 }
 
-/* How much of the text may be shown: everything before a tail that could
- * still grow into a stop string. *hit: a stop string is complete, and the text
- * is cut where it starts. */
-static size_t stop_scan(struct seq *s, bool *hit)
+/* How much of the text may be shown (never less than what already was). */
+static size_t seq_stop_scan(struct seq *s, bool *hit)
 {
-    size_t safe = s->text_len;
-    *hit = false;
-    for (int i = 0; i < s->n_stops; i++) {
-        const size_t sl = strlen(s->stops[i]);
-        const size_t start = s->shown > sl ? s->shown - sl : 0;
-        const char *at = memmem(s->text + start, s->text_len - start, s->stops[i], sl);
-        if (at) {
-            const size_t cut = (size_t)(at - s->text);
-            if (!*hit || cut < safe)
-                safe = cut;
-            *hit = true;
-            continue;
-        }
-        if (*hit)
-            continue;
-        for (size_t k = sl - 1; k > 0; k--)
-            if (k <= s->text_len && !memcmp(s->text + s->text_len - k, s->stops[i], k)) {
-                if (s->text_len - k < safe)
-                    safe = s->text_len - k;
-                break;
-            }
-    }
-    if (*hit) {
-        s->text_len = safe;
-        s->text[safe] = '\0';
-    }
+    size_t safe = stop_scan(s->text, &s->text_len, s->shown, (const char *const *)s->stops,
+                            s->n_stops, hit);
     return safe < s->shown ? s->shown : safe;
 }
 
@@ -410,7 +385,7 @@ static void report_token(pagoda_engine *e, struct seq *s, float *row)
             seq_finish(e, s, PAGODA_FINISH_ERROR, "out of memory");
             return;
         }
-        safe = stop_scan(s, &hit);
+        safe = seq_stop_scan(s, &hit);
         if (hit)
             finish = PAGODA_FINISH_STOP;
     } else {
@@ -425,7 +400,7 @@ static void report_token(pagoda_engine *e, struct seq *s, float *row)
         size_t plen;
         if (tokenizer_stream_flush(s->ts, &piece, &plen) == 0 && plen)
             text_append(s, piece, plen);
-        stop_scan(s, &hit);
+        seq_stop_scan(s, &hit);
         if (hit)
             finish = PAGODA_FINISH_STOP;
         safe = s->text_len;

@@ -6,6 +6,7 @@
 
 #include "base/clock.h"
 #include "base/err.h"
+#include "engine/stop.h"
 #include "ops/types.h"
 
 #define SESSION_CHUNK 256 /* prompt tokens per forward pass */
@@ -179,40 +180,6 @@ static int text_reserve(struct session *s, size_t more)
     return 0;
 }
 
-/* Where the text is safe to show: before any tail that could still grow into a
- * stop string. *hit is set when a stop string is complete (text cut there). */
-static size_t stop_scan(struct session *s, const struct gen_params *p, size_t from, bool *hit)
-{
-    size_t safe = s->text_len;
-    *hit = false;
-    for (int i = 0; i < p->n_stops; i++) {
-        size_t sl = strlen(p->stops[i]);
-        /* A stop string can only be new if it ends in text not yet shown. */
-        size_t start = from > sl ? from - sl : 0;
-        char *at = memmem(s->text + start, s->text_len - start, p->stops[i], sl);
-        if (at) {
-            size_t cut = (size_t)(at - s->text);
-            if (!*hit || cut < safe)
-                safe = cut;
-            *hit = true;
-            continue;
-        }
-        if (*hit)
-            continue;
-        for (size_t k = sl - 1; k > 0; k--)
-            if (k <= s->text_len && !memcmp(s->text + s->text_len - k, p->stops[i], k)) {
-                if (s->text_len - k < safe)
-                    safe = s->text_len - k;
-                break;
-            }
-    }
-    if (*hit) {
-        s->text_len = safe;
-        s->text[safe] = '\0';
-    }
-    return safe;
-}
-
 int session_generate(struct session *s, struct sampler *smp, const struct gen_params *p,
                      struct gen_result *r, char *err, size_t errlen)
 {
@@ -262,7 +229,7 @@ int session_generate(struct session *s, struct sampler *smp, const struct gen_pa
                 s->text[s->text_len] = '\0';
             }
             bool hit;
-            size_t safe = stop_scan(s, p, shown, &hit);
+            size_t safe = stop_scan(s->text, &s->text_len, shown, p->stops, p->n_stops, &hit);
             if (safe > shown && p->on_text && p->on_text(p->user, s->text + shown, safe - shown))
                 finish = "cancelled", stopped = true;
             shown = safe > shown ? safe : shown;
@@ -294,7 +261,7 @@ int session_generate(struct session *s, struct sampler *smp, const struct gen_pa
             s->text[s->text_len] = '\0';
         }
         bool hit;
-        stop_scan(s, p, shown, &hit);
+        stop_scan(s->text, &s->text_len, shown, p->stops, p->n_stops, &hit);
         if (hit)
             finish = "stop";
         if (s->text_len > shown && p->on_text)
