@@ -92,6 +92,8 @@ typedef struct pagoda_model_info {
     int32_t bos, eos;          /* -1 when the model has none */
     int add_bos;               /* prompts start with BOS */
     uint64_t n_params;
+    uint64_t n_bytes;          /* bytes of all tensors */
+    const char *file_type;     /* general.file_type as "Q4_K_M", "F16", ...; NULL when absent */
 } pagoda_model_info;
 
 void pagoda_engine_model_info(const pagoda_engine *e, pagoda_model_info *info);
@@ -220,6 +222,7 @@ typedef struct pagoda_stats {
     int32_t running;            /* sequences holding KV blocks */
     int32_t waiting;            /* queued or preempted */
     int32_t block_size;
+    int32_t n_threads;          /* threads a forward pass runs on */
     int64_t kv_blocks_total;
     int64_t kv_blocks_used;     /* referenced by a sequence */
     int64_t kv_blocks_cached;   /* unreferenced, holding a cached prefix (reusable) */

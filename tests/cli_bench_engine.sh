@@ -46,6 +46,34 @@ out=$("$PAGODA" bench engine "$MODEL" --concurrency 2 -p 8 -n 4 -t 1 --kv-mem 16
 grep -q "gen_tok/s" <<<"$out" && [ "$(grep -cE '^ +2 ' <<<"$out")" -eq 1 ] && ok ||
   fail "table: $out"
 
+# Single-sequence tests, as JSON: one entry per test, in order, with -r samples.
+if "$PAGODA" bench engine "$MODEL" -p 16,0,24 -n 8 -r 2 -t 1 --kv-mem 16MiB -o json \
+     > "$WORK/t.json" 2> "$WORK/t.err"; then
+  ok
+else
+  fail "bench engine tests --json: $(cat "$WORK/t.err")"
+fi
+tests=$(grep -o '"test":[^,]*' "$WORK/t.json" | tr -d ' \t"' | sed 's/test://' | tr '\n' ,)
+[ "$tests" = "pp16,pp24,tg8," ] && ok || fail "tests: '$tests'"
+if command -v node > /dev/null; then
+  node -e '
+    const a = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
+    for (const t of a) {
+      if (!(t.avg_ts > 0) || t.samples_ts.length !== 2 || t.samples_ns.length !== 2 ||
+          !t.samples_ns.every((ns) => ns > 0) || t.n_threads !== 1 ||
+          t.n_prompt + t.n_gen !== Number(t.test.slice(2)))
+        throw new Error("bad entry " + JSON.stringify(t));
+    }' "$WORK/t.json" && ok || fail "test entries: $(cat "$WORK/t.json")"
+fi
+out=$("$PAGODA" bench engine "$MODEL" -p 32 -n 0 -r 1 -t 1 --kv-mem 16MiB --no-warmup 2>&1)
+grep -q '| *pp32 | *[0-9.]* ± ' <<<"$out" && [ "$(grep -c '^| ' <<<"$out")" -eq 3 ] && ok ||
+  fail "test table: $out"
+
+expect_fail "zero reps" "repetition" "$PAGODA" bench engine "$MODEL" -r 0
+expect_fail "bad output" "output format" "$PAGODA" bench engine "$MODEL" -o xml
+expect_fail "no test" "no test" "$PAGODA" bench engine "$MODEL" -p 0 -n 0
+expect_fail "reps with levels" "applies to" "$PAGODA" bench engine "$MODEL" --concurrency 2 -r 2
+expect_fail "list with levels" "one length" "$PAGODA" bench engine "$MODEL" --concurrency 2 -p 8,16
 expect_fail "bad level" "concurrency" "$PAGODA" bench engine "$MODEL" --concurrency 0
 expect_fail "bad level list" "concurrency" "$PAGODA" bench engine "$MODEL" --concurrency 1,x
 expect_fail "bad size" "size" "$PAGODA" bench engine "$MODEL" --kv-mem 12Q

@@ -235,7 +235,7 @@ kill $hang
 wait $hang 2>/dev/null
 grep -q '^data: {' "$W/hang.out" && ok || fail "no events before the hang-up"
 used=
-for _ in $(seq 1 40); do
+for _ in $(seq 1 200); do
   used=$(metric pagoda_kv_blocks_used)
   [ "$used" == 0 ] && break
   sleep 0.05
@@ -249,7 +249,7 @@ gen=$(grep 'client gone' "$W/main.log" | head -1 | sed 's/.* gen=\([0-9]*\) .*/\
 # the same with a client that closes after its first bytes
 curl -sN "http://127.0.0.1:$PORT/v1/chat/completions" \
   -d '{"messages":[{"role":"user","content":"hi"}],"max_tokens":2000,"ignore_eos":true,"stream":true}' | head -c 200 > /dev/null
-for _ in $(seq 1 40); do
+for _ in $(seq 1 200); do
   used=$(metric pagoda_kv_blocks_used)
   [ "$used" == 0 ] && break
   sleep 0.05

@@ -1,11 +1,16 @@
 /*
- * cmd_bench_engine.c: `pagoda bench engine`: the serving engine without HTTP.
- * For each concurrency level C, C requests with distinct random prompts of
- * -p tokens arrive at once and each generates exactly -n tokens; we report
- * aggregate generation speed, time to first token, time per output token and
- * KV memory in use. --prefix N adds a prefix-cache check: a request whose
- * prompt shares N tokens with an earlier one should start much sooner.
+ * cmd_bench_engine.c: `pagoda bench engine`: the engine without HTTP, two ways.
+ * Without --concurrency it runs single-sequence tests named as llama-bench
+ * names them: ppP (a P-token prompt in one go) and tgN (N tokens generated
+ * one at a time from an empty context), each repeated -r times after an
+ * untimed warm-up, reported as mean ± standard deviation of tokens/s.
+ * With --concurrency, for each level C, C requests with distinct random
+ * prompts of -p tokens arrive at once and each generates exactly -n tokens;
+ * we report aggregate generation speed, time to first token, time per output
+ * token and KV memory in use. --prefix N adds a prefix-cache check: a request
+ * whose prompt shares N tokens with an earlier one should start much sooner.
  */
+#include <ctype.h>
 #include <math.h>
 #include <pthread.h>
 #include <signal.h>
@@ -15,6 +20,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <cjson/cJSON.h>
+
+#include "base/cpu.h"
 #include "base/rng.h"
 #include "cli/cli.h"
 #include "pagoda.h"
@@ -78,19 +86,27 @@ static void be_usage(FILE *f)
 {
     fprintf(f,
             "usage: pagoda bench engine [MODEL.gguf] [options]\n"
-            "  --concurrency LIST  requests arriving at once per level (default 1,4,16,32,64)\n"
+            "Single-sequence tests (without --concurrency):\n"
+            "  -p, --prompt LIST   ppP tests: a P-token prompt in one go (default 512; 0: none)\n"
+            "  -n, --gen LIST      tgN tests: N tokens from an empty context (default 128; 0: none)\n"
+            "  -r, --reps N        timed repetitions of each test (default 3)\n"
+            "  --no-warmup         skip the untimed run before each test\n"
+            "  -o, --output md|json  a table (default) or a JSON array\n"
+            "Serving (many requests at once):\n"
+            "  --concurrency LIST  requests arriving at once per level (e.g. 1,4,16,32,64)\n"
             "  -p, --prompt N      prompt tokens per request (default 128)\n"
             "  -n, --gen N         generated tokens per request (default 128)\n"
             "  --prefix N          also time a request sharing an N-token prefix (0: skip)\n"
+            "Both:\n"
             "  -t, --threads N     threads (default: all cores)\n"
             "  --kv-mem SIZE       KV pool (e.g. 2GiB; default a quarter of free memory)\n"
             "  --block-size N      KV block slots (default 16)\n"
             "  --batch-tokens N    token budget per step (default 512)\n"
             "  --seed N            prompt seed (default 1)\n"
-            "  --json              one JSON object instead of the table\n");
+            "  --json              JSON instead of the table (same as -o json)\n");
 }
 
-static int parse_list(const char *s, int *out, int max, int *n)
+static int parse_list(const char *s, int lo, int hi, int *out, int max, int *n)
 {
     *n = 0;
     char buf[256];
@@ -99,7 +115,7 @@ static int parse_list(const char *s, int *out, int max, int *n)
     strcpy(buf, s);
     for (char *save = NULL, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
         long long v;
-        if (*n >= max || cli_parse_int(t, 1, 4096, &v))
+        if (*n >= max || cli_parse_int(t, lo, hi, &v))
             return -1;
         out[(*n)++] = (int)v;
     }
@@ -180,90 +196,232 @@ static double be_round(pagoda_engine *e, int32_t **prompts, const int *n_prompt,
     return failed ? -1 : pagoda_now() - t0;
 }
 
-int cmd_bench_engine(int argc, char **argv)
+/* ---- single-sequence tests (ppP, tgN) ---- */
+
+struct bt_test {
+    int n_prompt, n_gen; /* one of them is 0 */
+    double *ts;          /* tokens/s of each repetition */
+    double *ns;          /* nanoseconds of each repetition */
+    double avg, sd;
+};
+
+/* Runs one repetition: a ppP test submits a P-token prompt for one token and
+ * times its first token; a tgN test submits one token and times N forward
+ * passes (each generated token but the last is fed back). */
+static int bt_once(pagoda_engine *e, const pagoda_model_info *mi, const struct bt_test *t,
+                   struct rng *r, double *secs, char *err, size_t errlen)
 {
-    const char *model = NULL;
-    int levels[BE_MAX_LEVELS] = {1, 4, 16, 32, 64}, n_levels = 5;
-    long long n_prompt = 128, n_gen = 128, prefix = 0, seed = 1;
-    pagoda_engine_options o;
-    pagoda_engine_options_default(&o);
-    int json = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-        long long x;
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            be_usage(stdout);
-            return 0;
-        } else if (!strcmp(a, "--json")) {
-            json = 1;
-        } else if (a[0] != '-') {
-            if (model)
-                return cli_fail("bench engine: more than one model given");
-            model = a;
-        } else if (!v) {
-            return cli_fail("bench engine: %s needs a value", a);
-        } else if (!strcmp(a, "--concurrency")) {
-            if (parse_list(v, levels, BE_MAX_LEVELS, &n_levels))
-                return cli_fail("bench engine: bad --concurrency '%s' (e.g. 1,8,32)", v);
-            i++;
-        } else if (!strcmp(a, "-p") || !strcmp(a, "--prompt")) {
-            if (cli_parse_int(v, 1, 1 << 20, &n_prompt))
-                return cli_fail("bench engine: bad prompt length '%s'", v);
-            i++;
-        } else if (!strcmp(a, "-n") || !strcmp(a, "--gen")) {
-            if (cli_parse_int(v, 1, 1 << 20, &n_gen))
-                return cli_fail("bench engine: bad generation length '%s'", v);
-            i++;
-        } else if (!strcmp(a, "--prefix")) {
-            if (cli_parse_int(v, 0, 1 << 20, &prefix))
-                return cli_fail("bench engine: bad --prefix '%s'", v);
-            i++;
-        } else if (!strcmp(a, "--seed")) {
-            if (cli_parse_int(v, 0, 1LL << 40, &seed))
-                return cli_fail("bench engine: bad --seed '%s'", v);
-            i++;
-        } else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) {
-            if (cli_parse_int(v, 1, 1024, &x))
-                return cli_fail("bench engine: bad thread count '%s'", v);
-            o.n_threads = (int)x;
-            i++;
-        } else if (!strcmp(a, "--block-size")) {
-            if (cli_parse_int(v, 1, 1024, &x))
-                return cli_fail("bench engine: bad block size '%s'", v);
-            o.block_size = (int)x;
-            i++;
-        } else if (!strcmp(a, "--batch-tokens")) {
-            if (cli_parse_int(v, 1, 1 << 16, &x))
-                return cli_fail("bench engine: bad batch token budget '%s'", v);
-            o.batch_tokens = (int)x;
-            i++;
-        } else if (!strcmp(a, "--kv-mem")) {
-            unsigned long long bytes;
-            if (cli_parse_size(v, &bytes))
-                return cli_fail("bench engine: bad size '%s' (e.g. 512MiB, 4GiB)", v);
-            o.kv_mem_bytes = bytes;
-            i++;
-        } else {
-            return cli_fail("bench engine: unknown option '%s' (see --help)", a);
+    const int n = t->n_prompt ? t->n_prompt : 1;
+    int32_t *prompt = malloc(sizeof(int32_t) * (size_t)n);
+    if (!prompt) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    fill_prompt(prompt, n, mi->n_vocab, mi->bos, r);
+    struct be_req req;
+    int64_t peak;
+    int32_t *pp[1] = {prompt};
+    int np[1] = {n};
+    const double wall =
+        be_round(e, pp, np, 1, t->n_prompt ? 1 : t->n_gen, &req, &peak, err, errlen);
+    free(prompt);
+    if (wall < 0)
+        return -1;
+    if (req.finish == PAGODA_FINISH_ABORT || req.finish == PAGODA_FINISH_ERROR) {
+        snprintf(err, errlen, "the request did not finish");
+        return -1;
+    }
+    *secs = t->n_prompt ? req.ttft : req.e2e;
+    return 0;
+}
+
+static void bt_print_md_row(const pagoda_model_info *mi, const char *isa, int threads,
+                            const struct bt_test *t)
+{
+    char name[160], test[32];
+    /* The file type joins the name unless the name already says it. */
+    const char *ft = mi->file_type;
+    for (const char *p = mi->name; ft && *p; p++) {
+        size_t k = 0;
+        while (ft[k] && tolower((unsigned char)p[k]) == tolower((unsigned char)ft[k]))
+            k++;
+        if (!ft[k])
+            ft = NULL;
+    }
+    snprintf(name, sizeof name, "%s%s%s", mi->name, ft ? " " : "", ft ? ft : "");
+    for (char *c = name; *c; c++)
+        if (*c == '|' || (unsigned char)*c < 0x20)
+            *c = ' '; /* keep the table a table */
+    if (t->n_prompt)
+        snprintf(test, sizeof test, "pp%d", t->n_prompt);
+    else
+        snprintf(test, sizeof test, "tg%d", t->n_gen);
+    const double np = (double)mi->n_params;
+    const char unit = np >= 1e9 ? 'B' : np >= 1e6 ? 'M' : 'K';
+    const double scaled = np / (np >= 1e9 ? 1e9 : np >= 1e6 ? 1e6 : 1e3);
+    printf("| %-30s | %9.2f MiB | %7.2f %c | %-7s | %7d | %10s | %12.2f ± %6.2f |\n", name,
+           (double)mi->n_bytes / 1048576.0, scaled, unit, isa, threads, test, t->avg, t->sd);
+    fflush(stdout);
+}
+
+static int bt_emit_json(const pagoda_model_info *mi, const char *path, const char *isa,
+                        int threads, int batch_tokens, const struct bt_test *tests, int n_tests,
+                        int reps)
+{
+    cJSON *arr = cJSON_CreateArray();
+    for (int i = 0; arr && i < n_tests; i++) {
+        const struct bt_test *t = &tests[i];
+        char test[32];
+        if (t->n_prompt)
+            snprintf(test, sizeof test, "pp%d", t->n_prompt);
+        else
+            snprintf(test, sizeof test, "tg%d", t->n_gen);
+        cJSON *o = cJSON_CreateObject();
+        if (!o || !cJSON_AddItemToArray(arr, o))
+            break;
+        cJSON_AddStringToObject(o, "model_filename", path);
+        cJSON_AddStringToObject(o, "model_name", mi->name);
+        cJSON_AddStringToObject(o, "arch", mi->arch);
+        if (mi->file_type)
+            cJSON_AddStringToObject(o, "file_type", mi->file_type);
+        else
+            cJSON_AddNullToObject(o, "file_type");
+        cJSON_AddNumberToObject(o, "model_size", (double)mi->n_bytes);
+        cJSON_AddNumberToObject(o, "model_n_params", (double)mi->n_params);
+        cJSON_AddStringToObject(o, "isa", isa);
+        cJSON_AddNumberToObject(o, "n_threads", threads);
+        cJSON_AddNumberToObject(o, "n_batch", batch_tokens);
+        cJSON_AddStringToObject(o, "test", test);
+        cJSON_AddNumberToObject(o, "n_prompt", t->n_prompt);
+        cJSON_AddNumberToObject(o, "n_gen", t->n_gen);
+        cJSON_AddNumberToObject(o, "avg_ts", t->avg);
+        cJSON_AddNumberToObject(o, "stddev_ts", t->sd);
+        cJSON *ts = cJSON_AddArrayToObject(o, "samples_ts");
+        cJSON *ns = cJSON_AddArrayToObject(o, "samples_ns");
+        for (int k = 0; ts && ns && k < reps; k++) {
+            cJSON_AddItemToArray(ts, cJSON_CreateNumber(t->ts[k]));
+            cJSON_AddItemToArray(ns, cJSON_CreateNumber(t->ns[k]));
         }
     }
-    char path[4096];
-    if (cli_model_path("bench engine", model, path, sizeof path))
-        return 1;
+    char *text = arr ? cJSON_Print(arr) : NULL;
+    cJSON_Delete(arr);
+    if (!text)
+        return cli_fail("bench engine: out of memory");
+    printf("%s\n", text);
+    free(text);
+    return 0;
+}
+
+static int be_tests(pagoda_engine_options *o, const char *path, const int *pp, int n_pp,
+                    const int *tg, int n_tg, int reps, int warmup, int json, uint64_t seed)
+{
+    int max_ctx = 1;
+    for (int i = 0; i < n_pp; i++)
+        max_ctx = pp[i] + 1 > max_ctx ? pp[i] + 1 : max_ctx; /* and its one token */
+    for (int i = 0; i < n_tg; i++)
+        max_ctx = tg[i] + 1 > max_ctx ? tg[i] + 1 : max_ctx;
+    o->n_ctx = max_ctx;
+    o->prefix_cache = 0; /* every repetition computes its whole prompt */
+    o->model_path = path;
+    char err[512];
+    pagoda_engine *e;
+    if (pagoda_engine_create(o, &e, err, sizeof err))
+        return cli_fail("bench engine: %s", err);
+    signal(SIGINT, cli_on_sigint);
+    pagoda_model_info mi;
+    pagoda_engine_model_info(e, &mi);
+    pagoda_stats st;
+    pagoda_engine_stats(e, &st);
+    const char *isa = cpu_isa_name(cpu_isa_get());
+    const int batch_tokens = o->batch_tokens ? o->batch_tokens : 512;
+    struct bt_test *tests = calloc((size_t)(n_pp + n_tg), sizeof *tests);
+    if (!tests) {
+        pagoda_engine_free(e);
+        return cli_fail("bench engine: out of memory");
+    }
+    int n_tests = 0;
+    for (int i = 0; i < n_pp; i++)
+        if (pp[i] > 0)
+            tests[n_tests++].n_prompt = pp[i];
+    for (int i = 0; i < n_tg; i++)
+        if (tg[i] > 0)
+            tests[n_tests++].n_gen = tg[i];
+    if (!json)
+        printf("| %-30s | %13s | %9s | %-7s | %7s | %10s | %21s |\n"
+               "| %.30s | %.13s | %.9s | %.7s | %.7s | %.10s | %.21s |\n",
+               "model", "size", "params", "isa", "threads", "test", "t/s",
+               "------------------------------", "------------:", "--------:", "-------",
+               "------:", "---------:", "--------------------:");
+    fflush(stdout);
+    struct rng r;
+    rng_seed(&r, seed);
+    int rc = 0;
+    for (int i = 0; i < n_tests && !rc && !cli_interrupted; i++) {
+        struct bt_test *t = &tests[i];
+        t->ts = calloc((size_t)reps, sizeof *t->ts);
+        t->ns = calloc((size_t)reps, sizeof *t->ns);
+        if (!t->ts || !t->ns) {
+            rc = cli_fail("bench engine: out of memory");
+            break;
+        }
+        double secs;
+        if (warmup && bt_once(e, &mi, t, &r, &secs, err, sizeof err)) {
+            rc = cli_fail("bench engine: %s", err);
+            break;
+        }
+        const int n_tok = t->n_prompt ? t->n_prompt : t->n_gen;
+        for (int k = 0; k < reps && !rc && !cli_interrupted; k++) {
+            if (bt_once(e, &mi, t, &r, &secs, err, sizeof err))
+                rc = cli_fail("bench engine: %s", err);
+            else {
+                t->ns[k] = secs * 1e9;
+                t->ts[k] = secs > 0 ? n_tok / secs : 0;
+            }
+        }
+        if (rc || cli_interrupted)
+            break;
+        for (int k = 0; k < reps; k++)
+            t->avg += t->ts[k] / reps;
+        for (int k = 0; k < reps && reps > 1; k++)
+            t->sd += (t->ts[k] - t->avg) * (t->ts[k] - t->avg) / (reps - 1);
+        t->sd = sqrt(t->sd);
+        if (!json)
+            bt_print_md_row(&mi, isa, st.n_threads, t);
+    }
+    if (!rc && !cli_interrupted && json)
+        rc = bt_emit_json(&mi, path, isa, st.n_threads, batch_tokens, tests, n_tests, reps);
+    for (int i = 0; i < n_tests; i++) {
+        free(tests[i].ts);
+        free(tests[i].ns);
+    }
+    free(tests);
+    pagoda_engine_free(e);
+    if (cli_interrupted) {
+        fprintf(stderr, "pagoda: bench engine: interrupted\n");
+        return 130;
+    }
+    return rc;
+}
+
+/* ---- serving ---- */
+
+static int be_serving(pagoda_engine_options *o, const char *path, const int *levels,
+                      int n_levels, long long n_prompt, long long n_gen, long long prefix,
+                      uint64_t seed, int json)
+{
     int max_level = 1;
     for (int i = 0; i < n_levels; i++)
         max_level = levels[i] > max_level ? levels[i] : max_level;
     long long need_ctx = n_prompt + n_gen;
     if (prefix + 16 + n_gen > need_ctx)
         need_ctx = prefix + 16 + n_gen;
-    o.n_ctx = (int)need_ctx;
-    o.model_path = path;
+    o->n_ctx = (int)need_ctx;
+    o->model_path = path;
     if (max_level > 64)
-        o.max_running = max_level;
+        o->max_running = max_level;
     char err[512];
     pagoda_engine *e;
-    if (pagoda_engine_create(&o, &e, err, sizeof err))
+    if (pagoda_engine_create(o, &e, err, sizeof err))
         return cli_fail("bench engine: %s", err);
     signal(SIGINT, cli_on_sigint);
     pagoda_model_info mi;
@@ -279,11 +437,21 @@ int cmd_bench_engine(int argc, char **argv)
                (long long)st0.kv_blocks_total, st0.block_size, "conc", "wall_s", "gen_tok/s",
                "tot_tok/s", "ttft_mean", "ttft_p50", "ttft_p99", "tpot_ms", "kv_peak_MiB",
                "preem");
-    else
-        printf("{\"model\": \"%s\", \"prompt\": %lld, \"gen\": %lld, \"levels\": [", mi.name,
+    else {
+        /* The name comes from the file: let cJSON escape it. */
+        cJSON *name = cJSON_CreateString(mi.name);
+        char *quoted = name ? cJSON_PrintUnformatted(name) : NULL;
+        cJSON_Delete(name);
+        if (!quoted) {
+            pagoda_engine_free(e);
+            return cli_fail("bench engine: out of memory");
+        }
+        printf("{\"model\": %s, \"prompt\": %lld, \"gen\": %lld, \"levels\": [", quoted,
                n_prompt, n_gen);
+        free(quoted);
+    }
     struct rng r;
-    rng_seed(&r, (uint64_t)seed);
+    rng_seed(&r, seed);
     int rc = 0;
     for (int li = 0; li < n_levels && !cli_interrupted; li++) {
         const int C = levels[li];
@@ -379,4 +547,118 @@ int cmd_bench_engine(int argc, char **argv)
     if (cli_interrupted)
         fprintf(stderr, "pagoda: bench engine: interrupted\n");
     return rc;
+}
+
+int cmd_bench_engine(int argc, char **argv)
+{
+    const char *model = NULL;
+    int levels[BE_MAX_LEVELS], n_levels = 0;
+    int pp[BE_MAX_LEVELS] = {512}, n_pp = 1, tg[BE_MAX_LEVELS] = {128}, n_tg = 1;
+    int pp_given = 0, tg_given = 0, reps_given = 0, warmup = 1;
+    long long prefix = 0, seed = 1, reps = 3;
+    pagoda_engine_options o;
+    pagoda_engine_options_default(&o);
+    int json = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        long long x;
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            be_usage(stdout);
+            return 0;
+        } else if (!strcmp(a, "--json")) {
+            json = 1;
+        } else if (!strcmp(a, "--no-warmup")) {
+            warmup = 0;
+        } else if (a[0] != '-') {
+            if (model)
+                return cli_fail("bench engine: more than one model given");
+            model = a;
+        } else if (!v) {
+            return cli_fail("bench engine: %s needs a value", a);
+        } else if (!strcmp(a, "--concurrency")) {
+            if (parse_list(v, 1, 4096, levels, BE_MAX_LEVELS, &n_levels))
+                return cli_fail("bench engine: bad --concurrency '%s' (e.g. 1,8,32)", v);
+            i++;
+        } else if (!strcmp(a, "-p") || !strcmp(a, "--prompt")) {
+            if (parse_list(v, 0, 1 << 20, pp, BE_MAX_LEVELS, &n_pp))
+                return cli_fail("bench engine: bad prompt length '%s' (e.g. 512 or 128,512)", v);
+            pp_given = 1;
+            i++;
+        } else if (!strcmp(a, "-n") || !strcmp(a, "--gen")) {
+            if (parse_list(v, 0, 1 << 20, tg, BE_MAX_LEVELS, &n_tg))
+                return cli_fail("bench engine: bad generation length '%s' (e.g. 128 or 32,128)",
+                                v);
+            tg_given = 1;
+            i++;
+        } else if (!strcmp(a, "-r") || !strcmp(a, "--reps")) {
+            if (cli_parse_int(v, 1, 1000, &reps))
+                return cli_fail("bench engine: bad repetition count '%s'", v);
+            reps_given = 1;
+            i++;
+        } else if (!strcmp(a, "-o") || !strcmp(a, "--output")) {
+            if (!strcmp(v, "json"))
+                json = 1;
+            else if (!strcmp(v, "md"))
+                json = 0;
+            else
+                return cli_fail("bench engine: bad output format '%s' (md or json)", v);
+            i++;
+        } else if (!strcmp(a, "--prefix")) {
+            if (cli_parse_int(v, 0, 1 << 20, &prefix))
+                return cli_fail("bench engine: bad --prefix '%s'", v);
+            i++;
+        } else if (!strcmp(a, "--seed")) {
+            if (cli_parse_int(v, 0, 1LL << 40, &seed))
+                return cli_fail("bench engine: bad --seed '%s'", v);
+            i++;
+        } else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) {
+            if (cli_parse_int(v, 1, 1024, &x))
+                return cli_fail("bench engine: bad thread count '%s'", v);
+            o.n_threads = (int)x;
+            i++;
+        } else if (!strcmp(a, "--block-size")) {
+            if (cli_parse_int(v, 1, 1024, &x))
+                return cli_fail("bench engine: bad block size '%s'", v);
+            o.block_size = (int)x;
+            i++;
+        } else if (!strcmp(a, "--batch-tokens")) {
+            if (cli_parse_int(v, 1, 1 << 16, &x))
+                return cli_fail("bench engine: bad batch token budget '%s'", v);
+            o.batch_tokens = (int)x;
+            i++;
+        } else if (!strcmp(a, "--kv-mem")) {
+            unsigned long long bytes;
+            if (cli_parse_size(v, &bytes))
+                return cli_fail("bench engine: bad size '%s' (e.g. 512MiB, 4GiB)", v);
+            o.kv_mem_bytes = bytes;
+            i++;
+        } else {
+            return cli_fail("bench engine: unknown option '%s' (see --help)", a);
+        }
+    }
+    char path[4096];
+    if (cli_model_path("bench engine", model, path, sizeof path))
+        return 1;
+    if (n_levels == 0 && prefix == 0) {
+        int any = 0;
+        for (int i = 0; i < n_pp; i++)
+            any |= pp[i] > 0;
+        for (int i = 0; i < n_tg; i++)
+            any |= tg[i] > 0;
+        if (!any)
+            return cli_fail("bench engine: no test to run (-p and -n are both 0)");
+        return be_tests(&o, path, pp, n_pp, tg, n_tg, (int)reps, warmup, json, (uint64_t)seed);
+    }
+    if (reps_given)
+        return cli_fail("bench engine: -r applies to the ppP/tgN tests, not to --concurrency");
+    if (n_levels == 0) { /* --prefix alone: one request at a time */
+        levels[0] = 1;
+        n_levels = 1;
+    }
+    if (n_pp > 1 || n_tg > 1 || (pp_given && pp[0] < 1) || (tg_given && tg[0] < 1))
+        return cli_fail("bench engine: with --concurrency, -p and -n take one length of at "
+                        "least 1");
+    return be_serving(&o, path, levels, n_levels, pp_given ? pp[0] : 128,
+                      tg_given ? tg[0] : 128, prefix, (uint64_t)seed, json);
 }

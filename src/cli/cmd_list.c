@@ -19,6 +19,7 @@
 #include "base/paths.h"
 #include "cli/cli.h"
 #include "gguf/gguf.h"
+#include "model/quant_recipe.h"
 #include "ops/types.h"
 
 struct list_entry {
@@ -90,25 +91,6 @@ static int list_cmp(const void *a, const void *b)
     return strcmp(x->name, y->name);
 }
 
-/* general.file_type as the usual preset name (the GGUF numbering). */
-static const char *list_file_type_name(long long ft)
-{
-    static const char *const names[] = {
-        [0] = "F32",      [1] = "F16",      [2] = "Q4_0",     [3] = "Q4_1",
-        [7] = "Q8_0",     [8] = "Q5_0",     [9] = "Q5_1",     [10] = "Q2_K",
-        [11] = "Q3_K_S",  [12] = "Q3_K_M",  [13] = "Q3_K_L",  [14] = "Q4_K_S",
-        [15] = "Q4_K_M",  [16] = "Q5_K_S",  [17] = "Q5_K_M",  [18] = "Q6_K",
-        [19] = "IQ2_XXS", [20] = "IQ2_XS",  [21] = "Q2_K_S",  [22] = "IQ3_XS",
-        [23] = "IQ3_XXS", [24] = "IQ1_S",   [25] = "IQ4_NL",  [26] = "IQ3_S",
-        [27] = "IQ3_M",   [28] = "IQ2_S",   [29] = "IQ2_M",   [30] = "IQ4_XS",
-        [31] = "IQ1_M",   [32] = "BF16",    [36] = "TQ1_0",   [37] = "TQ2_0",
-    };
-    ft &= ~1024LL; /* the "guessed" flag */
-    if (ft < 0 || ft >= (long long)(sizeof names / sizeof names[0]))
-        return NULL;
-    return names[ft];
-}
-
 static void list_copy_str(char *dst, size_t dstlen, struct gguf_str s)
 {
     size_t n = s.len < dstlen - 1 ? (size_t)s.len : dstlen - 1;
@@ -141,7 +123,7 @@ static void list_inspect(const char *root, struct list_entry *e)
     int64_t ft;
     if (gguf_get_int(g, "general.file_type", &ft))
         e->file_type = ft;
-    const char *ftn = e->file_type >= 0 ? list_file_type_name(e->file_type) : NULL;
+    const char *ftn = e->file_type >= 0 ? quant_file_type_name(e->file_type) : NULL;
     if (ftn) {
         snprintf(e->type, sizeof e->type, "%s", ftn);
     } else {

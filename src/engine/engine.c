@@ -30,6 +30,7 @@
 #include "engine/sampler.h"
 #include "engine/stop.h"
 #include "model/model.h"
+#include "model/quant_recipe.h"
 #include "ops/attention.h"
 #include "ops/types.h"
 #include "tokenizer/chat_template.h"
@@ -89,6 +90,8 @@ struct pagoda_engine {
     char name[256];
     const char *chat_template;
     uint64_t n_params;
+    uint64_t n_bytes;
+    const char *file_type;
 
     pthread_t driver;
     bool driver_started;
@@ -575,6 +578,7 @@ static void post_stats(pagoda_engine *e)
     for (int i = 0; i < e->n_waiting; i++)
         new_waiting += !e->waiting[i]->admitted_once;
     st.block_size = e->kv.block_size;
+    st.n_threads = pool_size(e->pool);
     st.kv_blocks_total = kc.total;
     st.kv_blocks_used = kc.used;
     st.kv_blocks_cached = kc.cached;
@@ -744,7 +748,11 @@ static void engine_describe_model(pagoda_engine *e, const char *path)
         for (int d = 0; d < g->tensors[i].n_dims; d++)
             n *= (uint64_t)g->tensors[i].ne[d];
         e->n_params += n;
+        e->n_bytes += g->tensors[i].nbytes;
     }
+    int64_t ft;
+    if (gguf_get_int(g, "general.file_type", &ft))
+        e->file_type = quant_file_type_name(ft);
 }
 
 int pagoda_engine_create(const pagoda_engine_options *o, pagoda_engine **out, char *err,
@@ -1083,6 +1091,8 @@ void pagoda_engine_model_info(const pagoda_engine *e, pagoda_model_info *info)
     info->eos = tokenizer_eos(e->tok);
     info->add_bos = tokenizer_add_bos(e->tok);
     info->n_params = e->n_params;
+    info->n_bytes = e->n_bytes;
+    info->file_type = e->file_type;
 }
 
 int pagoda_tokenize(const pagoda_engine *e, const char *text, size_t len, int add_special,

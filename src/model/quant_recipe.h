@@ -29,6 +29,10 @@ bool quant_preset_valid(const char *name);
 /* The general.file_type value a file of this preset declares, or -1. */
 int quant_preset_file_type(const char *name);
 
+/* The usual name of a general.file_type value ("Q4_K_M"), or NULL when the
+ * value is unknown. */
+const char *quant_file_type_name(long long file_type);
+
 /* The type (enum pg_type) a tensor gets under a preset, or -1 for an unknown
  * preset. name is the GGUF tensor name ("blk.3.attn_v.weight"); n_dims and
  * ne0 (elements per row) its shape. 1-D tensors and tensors not named

@@ -256,7 +256,7 @@ int matmul(struct mm_ctx *ctx, const struct mm_weight *w, const float *x, int64_
     job.act_tile = tile >= b ? b : round_down(tile, 8);
     /* Chunks: enough for every thread to get several (load balance on a busy
      * machine), small enough to stay in cache across activation tiles. */
-    int64_t rows = w->n / ((int64_t)nth * 4);
+    int64_t rows = w->n / ((int64_t)nth * 16);
     const int64_t cap_rows = (int64_t)(MM_CHUNK_BYTES / w_row);
     if (b > job.act_tile && rows > cap_rows)
         rows = cap_rows;
