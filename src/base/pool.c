@@ -19,6 +19,11 @@
 /* How long a worker spins for the next job before it sleeps (iterations of
  * a pause loop: roughly 50-100 microseconds). */
 #define POOL_SPIN 20000
+/* Spinning past this many pauses yields the core now and then: on a machine
+ * with more runnable threads than cores, the thread we wait for may be the
+ * one our spinning keeps off the core. */
+#define POOL_SPIN_YIELD 2000
+#define POOL_YIELD_EVERY 256
 
 struct worker {
     struct pool *pool;
@@ -54,6 +59,8 @@ static void *worker_main(void *arg)
         while (gen == seen && !atomic_load_explicit(&p->stop, memory_order_relaxed)) {
             if (++spins < POOL_SPIN) {
                 CPU_RELAX();
+                if (spins > POOL_SPIN_YIELD && spins % POOL_YIELD_EVERY == 0)
+                    sched_yield();
             } else {
                 pthread_mutex_lock(&p->mu);
                 atomic_fetch_add(&p->sleepers, 1);
@@ -164,8 +171,11 @@ void pool_run_n(struct pool *p, int n, pool_fn fn, void *ctx)
         pthread_mutex_unlock(&p->mu);
     }
     fn(ctx, 0, n);
-    while (atomic_load_explicit(&p->pending, memory_order_acquire) > 0)
+    for (unsigned spins = 0; atomic_load_explicit(&p->pending, memory_order_acquire) > 0;) {
         CPU_RELAX();
+        if (++spins > POOL_SPIN_YIELD && spins % POOL_YIELD_EVERY == 0)
+            sched_yield();
+    }
 }
 
 void pool_run(struct pool *p, pool_fn fn, void *ctx)

@@ -98,6 +98,19 @@ static void add_bias(float *x, const float *bias, int rows, int n)
         op_add(x + (size_t)r * n, bias, n);
 }
 
+/* True when the weights convert their activations to one type, so one
+ * matmul_n call can serve them all. */
+static bool mm_same_dot(const struct mm_weight *const *w, int n)
+{
+    const struct type_traits *t0 = type_traits_get(w[0]->type);
+    for (int i = 1; i < n; i++) {
+        const struct type_traits *t = type_traits_get(w[i]->type);
+        if (!t0 || !t || t->dot_type != t0->dot_type || w[i]->k != w[0]->k)
+            return false;
+    }
+    return t0 != NULL;
+}
+
 static void norm_heads(float *x, const float *w, int rows, int n_heads, int hd, float eps)
 {
     if (!w)
@@ -146,15 +159,37 @@ int model_forward(const struct model *m, struct fwd_ctx *c, const struct kv_stor
         if ((rc = matmul(c->mm, &(w), (in), T, (out), err, errlen)))                        \
             return rc;                                                                       \
     } while (0)
+    /* Matmuls of the same input go together when their activation types
+     * agree (one conversion, one wait); otherwise one by one. */
+#define MATMUL_GROUP(nw, ws, in, ys)                                                         \
+    do {                                                                                     \
+        if (mm_same_dot(ws, nw)) {                                                           \
+            if ((rc = matmul_n(c->mm, ws, nw, (in), T, ys, err, errlen)))                   \
+                return rc;                                                                   \
+        } else {                                                                             \
+            for (int i_ = 0; i_ < nw; i_++)                                                  \
+                MATMUL(*ws[i_], in, ys[i_]);                                                 \
+        }                                                                                    \
+    } while (0)
+#define MATMUL2(w0, w1, in, y0, y1)                                                          \
+    do {                                                                                     \
+        const struct mm_weight *ws_[2] = {&(w0), &(w1)};                                     \
+        float *ys_[2] = {(y0), (y1)};                                                        \
+        MATMUL_GROUP(2, ws_, in, ys_);                                                       \
+    } while (0)
+#define MATMUL3(w0, w1, w2, in, y0, y1, y2)                                                  \
+    do {                                                                                     \
+        const struct mm_weight *ws_[3] = {&(w0), &(w1), &(w2)};                              \
+        float *ys_[3] = {(y0), (y1), (y2)};                                                  \
+        MATMUL_GROUP(3, ws_, in, ys_);                                                       \
+    } while (0)
 
     for (int il = 0; il < hp->n_layer; il++) {
         const struct model_layer *l = &m->layers[il];
 
         for (int t = 0; t < T; t++)
             op_rmsnorm(c->xn + (size_t)t * E, c->x + (size_t)t * E, l->attn_norm, E, eps);
-        MATMUL(l->wq, c->xn, c->q);
-        MATMUL(l->wk, c->xn, c->k);
-        MATMUL(l->wv, c->xn, c->v);
+        MATMUL3(l->wq, l->wk, l->wv, c->xn, c->q, c->k, c->v);
         add_bias(c->q, l->bq, T, Q);
         add_bias(c->k, l->bk, T, KV);
         add_bias(c->v, l->bv, T, KV);
@@ -172,12 +207,14 @@ int model_forward(const struct model *m, struct fwd_ctx *c, const struct kv_stor
 
         for (int t = 0; t < T; t++)
             op_rmsnorm(c->xn + (size_t)t * E, c->x + (size_t)t * E, l->ffn_norm, E, eps);
-        MATMUL(l->w_gate, c->xn, c->gate);
-        MATMUL(l->w_up, c->xn, c->up);
+        MATMUL2(l->w_gate, l->w_up, c->xn, c->gate, c->up);
         op_swiglu(c->gate, c->up, (int64_t)T * F);
         MATMUL(l->w_down, c->gate, c->xn);
         op_add(c->x, c->xn, (int64_t)T * E);
     }
+#undef MATMUL3
+#undef MATMUL2
+#undef MATMUL_GROUP
 #undef MATMUL
 
     if (b->n_logits > 0) {

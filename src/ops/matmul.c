@@ -124,17 +124,27 @@ static int mm_scratch_reserve(struct mm_ctx *ctx, size_t bytes, char *err, size_
 /* Below this many multiply-adds one thread is faster than waking others. */
 #define MM_MIN_PARALLEL_MACS (1 << 17)
 
-struct mm_job {
+/* One weight matrix of a job: its kernel, rows and output, and where its
+ * chunks start in the job's chunk numbering. */
+struct mm_part {
     gemm_fn gemm;
-    act_quant_fn act_quant;
-    const float *x; /* f32 activations [b × k] */
-    int64_t k, n, b;
     const uint8_t *w;
     size_t w_stride;
+    int64_t n;
+    float *y;
+    int64_t chunk_rows, first_chunk, n_chunks;
+};
+
+struct mm_job {
+    act_quant_fn act_quant;
+    const float *x; /* f32 activations [b × k] */
+    int64_t k, b;
     uint8_t *xq; /* converted activations */
     size_t xq_stride;
-    float *y;
-    int64_t chunk_rows, n_chunks, act_tile;
+    int64_t act_tile;
+    struct mm_part part[MM_MAX_PARTS];
+    int n_parts;
+    int64_t n_chunks;
     _Atomic int64_t next_chunk;
 };
 
@@ -148,22 +158,26 @@ static void mm_convert_worker(void *arg, int ith, int nth)
 
 static void mm_gemm_chunk(const struct mm_job *job, int64_t chunk)
 {
-    const int64_t r0 = chunk * job->chunk_rows;
-    const int64_t r1 = r0 + job->chunk_rows < job->n ? r0 + job->chunk_rows : job->n;
+    int p = 0;
+    while (p + 1 < job->n_parts && chunk >= job->part[p + 1].first_chunk)
+        p++;
+    const struct mm_part *pt = &job->part[p];
+    const int64_t r0 = (chunk - pt->first_chunk) * pt->chunk_rows;
+    const int64_t r1 = r0 + pt->chunk_rows < pt->n ? r0 + pt->chunk_rows : pt->n;
     for (int64_t t0 = 0; t0 < job->b; t0 += job->act_tile) {
         const int64_t tb = job->b - t0 < job->act_tile ? job->b - t0 : job->act_tile;
         const struct gemm_args a = {
             .k = job->k,
-            .w = job->w + (size_t)r0 * job->w_stride,
-            .w_stride = job->w_stride,
+            .w = pt->w + (size_t)r0 * pt->w_stride,
+            .w_stride = pt->w_stride,
             .n = r1 - r0,
             .x = job->xq + (size_t)t0 * job->xq_stride,
             .x_stride = job->xq_stride,
             .b = tb,
-            .y = job->y + t0 * job->n + r0,
-            .y_stride = job->n,
+            .y = pt->y + t0 * pt->n + r0,
+            .y_stride = pt->n,
         };
-        job->gemm(&a);
+        pt->gemm(&a);
     }
 }
 
@@ -181,13 +195,13 @@ static void mm_gemm_worker(void *arg, int ith, int nth)
  * chunks and tiles in those multiples waste no lanes. */
 static int64_t round_down(int64_t v, int64_t m) { return v < m ? m : v / m * m; }
 
-int matmul(struct mm_ctx *ctx, const struct mm_weight *w, const float *x, int64_t b, float *y,
-           char *err, size_t errlen)
+/* Checks one weight against the kernels and the activations' shape. */
+static int mm_check(const struct mm_weight *w, int64_t b, const struct kernel_table *kt,
+                    const struct type_traits **ttp, char *err, size_t errlen)
 {
-    if (!ctx || !w)
-        return err_set(err, errlen, PAGODA_EINVAL, "matmul: no context or weight");
+    if (!w)
+        return err_set(err, errlen, PAGODA_EINVAL, "matmul: no weight");
     const struct type_traits *tt = type_traits_get(w->type);
-    const struct kernel_table *kt = kernels_get();
     if (!tt || !kt->gemm[w->type] || !kt->act_quant[tt->dot_type])
         return err_set(err, errlen, PAGODA_EUNSUPPORTED, "matmul: weight type %d (%s) has no kernel",
                        w->type, type_name(w->type));
@@ -214,29 +228,54 @@ int matmul(struct mm_ctx *ctx, const struct mm_weight *w, const float *x, int64_
     if (w->row_stride % align != 0 || (uintptr_t)w->data % align != 0)
         return err_set(err, errlen, PAGODA_EINVAL,
                        "matmul: %s rows must start at multiples of %zu bytes", tt->name, align);
-    if (w->n == 0 || b == 0)
+    if (w->n > 0 && b > 0 && !w->data)
+        return err_set(err, errlen, PAGODA_EINVAL, "matmul: missing weight");
+    *ttp = tt;
+    return 0;
+}
+
+int matmul_n(struct mm_ctx *ctx, const struct mm_weight *const *w, int nw, const float *x,
+             int64_t b, float *const *y, char *err, size_t errlen)
+{
+    if (!ctx || nw < 1 || nw > MM_MAX_PARTS)
+        return err_set(err, errlen, PAGODA_EINVAL, "matmul: no context or %d weights", nw);
+    const struct kernel_table *kt = kernels_get();
+    const struct type_traits *tt = NULL;
+    int64_t n_total = 0;
+    for (int i = 0; i < nw; i++) {
+        const struct type_traits *ti = NULL;
+        int rc = mm_check(w[i], b, kt, &ti, err, errlen);
+        if (rc)
+            return rc;
+        if (i > 0 && (w[i]->k != w[0]->k || ti->dot_type != tt->dot_type))
+            return err_set(err, errlen, PAGODA_EINVAL,
+                           "matmul: weights of one call need the same k and activation type");
+        tt = ti;
+        n_total += w[i]->n;
+    }
+    const int64_t k = w[0]->k;
+    const size_t xq_row = type_row_size(tt->dot_type, k);
+    if (n_total == 0 || b == 0)
         return 0;
-    if (!w->data || !x || !y)
-        return err_set(err, errlen, PAGODA_EINVAL, "matmul: missing weight, input or output");
+    if (!x)
+        return err_set(err, errlen, PAGODA_EINVAL, "matmul: missing input");
+    for (int i = 0; i < nw; i++)
+        if (w[i]->n > 0 && !y[i])
+            return err_set(err, errlen, PAGODA_EINVAL, "matmul: missing output");
     if ((uint64_t)b > SIZE_MAX / xq_row)
         return err_set(err, errlen, PAGODA_ENOMEM, "matmul: %lld activation rows are too many",
                        (long long)b);
 
     struct mm_job job = {
-        .gemm = kt->gemm[w->type],
         .act_quant = kt->act_quant[tt->dot_type],
         .x = x,
-        .k = w->k,
-        .n = w->n,
+        .k = k,
         .b = b,
-        .w = w->data,
-        .w_stride = w->row_stride,
         .xq_stride = xq_row,
-        .y = y,
     };
 
     const int pool_threads = pool_size(ctx->pool);
-    const double macs = (double)w->n * (double)w->k * (double)b;
+    const double macs = (double)n_total * (double)k * (double)b;
     int nth = macs < MM_MIN_PARALLEL_MACS ? 1 : pool_threads;
 
     if (tt->dot_type == PG_TYPE_F32) {
@@ -254,17 +293,41 @@ int matmul(struct mm_ctx *ctx, const struct mm_weight *w, const float *x, int64_
 
     int64_t tile = (int64_t)(MM_ACT_TILE_BYTES / xq_row);
     job.act_tile = tile >= b ? b : round_down(tile, 8);
-    /* Chunks: enough for every thread to get several (load balance on a busy
-     * machine), small enough to stay in cache across activation tiles. */
-    int64_t rows = w->n / ((int64_t)nth * 16);
-    const int64_t cap_rows = (int64_t)(MM_CHUNK_BYTES / w_row);
-    if (b > job.act_tile && rows > cap_rows)
-        rows = cap_rows;
-    job.chunk_rows = round_down(rows, 16);
-    job.n_chunks = (w->n + job.chunk_rows - 1) / job.chunk_rows;
+    /* Chunks: enough for every thread to get many (load balance: a thread
+     * that finishes early, or one the OS keeps off its core, leaves little
+     * for the other to wait on), small enough to stay in cache across
+     * activation tiles. */
+    for (int i = 0; i < nw; i++) {
+        struct mm_part *pt = &job.part[job.n_parts];
+        if (w[i]->n == 0)
+            continue;
+        const size_t w_row = type_row_size(w[i]->type, k);
+        int64_t rows = w[i]->n / ((int64_t)nth * 16);
+        const int64_t cap_rows = (int64_t)(MM_CHUNK_BYTES / w_row);
+        if (b > job.act_tile && rows > cap_rows)
+            rows = cap_rows;
+        pt->gemm = kt->gemm[w[i]->type];
+        pt->w = w[i]->data;
+        pt->w_stride = w[i]->row_stride;
+        pt->n = w[i]->n;
+        pt->y = y[i];
+        pt->chunk_rows = round_down(rows, 16);
+        pt->n_chunks = (pt->n + pt->chunk_rows - 1) / pt->chunk_rows;
+        pt->first_chunk = job.n_chunks;
+        job.n_chunks += pt->n_chunks;
+        job.n_parts++;
+    }
     if (job.n_chunks < nth)
         nth = (int)job.n_chunks;
     atomic_init(&job.next_chunk, nth);
     pool_run_n(ctx->pool, nth, mm_gemm_worker, &job);
     return 0;
+}
+
+int matmul(struct mm_ctx *ctx, const struct mm_weight *w, const float *x, int64_t b, float *y,
+           char *err, size_t errlen)
+{
+    const struct mm_weight *ws[1] = {w};
+    float *ys[1] = {y};
+    return matmul_n(ctx, ws, 1, x, b, ys, err, errlen);
 }

@@ -34,4 +34,14 @@ void mm_ctx_free(struct mm_ctx *ctx);
 int matmul(struct mm_ctx *ctx, const struct mm_weight *w, const float *x, int64_t b, float *y,
            char *err, size_t errlen);
 
+#define MM_MAX_PARTS 4
+
+/* Several matmuls of the same activations at once (Q, K and V; gate and up):
+ * y[i] = x · w[i]ᵀ for i < nw. The activations are converted once and all
+ * weights' rows share one parallel pass, so threads wait once instead of nw
+ * times. The weights need the same k and activation (dot) type; each y[i]
+ * equals what matmul() gives. */
+int matmul_n(struct mm_ctx *ctx, const struct mm_weight *const *w, int nw, const float *x,
+             int64_t b, float *const *y, char *err, size_t errlen);
+
 #endif
