@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # cli_synth.sh: `pagoda synth` writes a loadable model; the same seed gives
-# the same bytes whatever the thread count, another seed other bytes; bad
-# flags fail with one error line and exit code 1. $1 is the pagoda binary.
+# the same bytes whatever the thread count, another seed other bytes; each
+# architecture (llama with rope scaling, qwen2, qwen3) gets its own keys and
+# tensors and runs; bad flags fail with one error line and exit code 1.
+# $1 is the pagoda binary.
 set -u
 PAGODA="$1"
 REF="${PAGODA_REFERENCE_DIR:-${PAGODA_SOURCE_DIR:-..}/../shared/reference}"
@@ -59,6 +61,37 @@ if "$PAGODA" run --help > /dev/null 2>&1; then
         --temp 0
 fi
 
+# Each architecture writes its own keys and tensors, and the engine runs it.
+QVOCAB="$REF/models/tiny-qwen2-f16.gguf"
+arch_case() { # label, tensor or key that must be listed, run prompt, synth args...
+    local label="$1" want="$2"; shift 2
+    if ! "$PAGODA" synth "$@" -t 1 -o "$TMP/$label.gguf" > /dev/null; then
+        echo "FAIL: synth $label"; fail=1; return
+    fi
+    "$PAGODA" info --kv "$TMP/$label.gguf" > "$TMP/$label.txt" 2>&1
+    for w in $want; do
+        check "$label lists $w" grep -q -- "$w" "$TMP/$label.txt"
+    done
+    check "$label runs" "$PAGODA" run "$TMP/$label.gguf" -p "Once upon a time" -n 3 --temp 0 -t 1
+}
+if [ -f "$QVOCAB" ]; then
+    arch_case qwen2 "qwen2.attention.head_count_kv blk.1.attn_q.bias blk.1.attn_k.bias blk.1.attn_v.bias output.weight" \
+        --arch qwen2 --n-embd 64 --n-layer 2 --n-head 4 --n-head-kv 2 --n-ff 96 \
+        --vocab-from "$QVOCAB" --type q8_0 --rope-theta 1000000 --rms-eps 1e-6
+    # n_embd need not be n_head x head_dim (Qwen3 0.6B: 1024 and 16 x 128).
+    arch_case qwen3 "qwen3.attention.key_length blk.0.attn_q_norm.weight blk.1.attn_k_norm.weight" \
+        --arch qwen3 --n-embd 96 --n-layer 2 --n-head 5 --n-head-kv 1 --head-dim 32 --n-ff 80 \
+        --vocab-from "$QVOCAB" --type f16 --tied
+    check "qwen3 Q is n_head x head_dim wide" grep -Eq "blk.0.attn_q.weight +f16 +\[96, 160\]" "$TMP/qwen3.txt"
+    check "qwen3 has no biases" test "$(grep -c 'attn_q.bias' "$TMP/qwen3.txt")" -eq 0
+fi
+arch_case llama3 "rope_freqs.weight llama.attention.key_length output.weight" \
+    --arch llama --n-embd 64 --n-layer 1 --n-head 2 --n-head-kv 1 --head-dim 48 --n-ff 96 \
+    --vocab-from "$VOCAB" --type q4_k_m --rope-theta 500000 --rope-scaling llama3
+arch_case linear "llama.rope.scaling.type llama.rope.scaling.factor" \
+    --arch llama --n-embd 64 --n-layer 1 --n-head 2 --n-ff 96 --vocab-from "$VOCAB" \
+    --type q8_0 --tied --rope-scaling linear --rope-factor 4
+
 # Bad flags: exit 1 with one line on stderr, and no file.
 bad() { # description, args...
     local what="$1"; shift
@@ -92,5 +125,10 @@ bad "vocab size mismatch" "${B[@]}" --n-vocab 10
 bad "vocab file absent" "${B[@]/$VOCAB/$TMP/nope.gguf}"
 bad "vocab file not GGUF" "${B[@]/$VOCAB/$0}"
 bad "odd head size" "${B[@]}" --n-embd 12 --n-head 4
+bad "odd --head-dim" "${B[@]}" --head-dim 7
+bad "--head-dim for qwen2" --arch qwen2 "${B[@]:2}" --head-dim 32
+bad "llama3 rope scaling for qwen3" --arch qwen3 "${B[@]:2}" --rope-scaling llama3
+bad "unknown rope scaling" "${B[@]}" --rope-scaling yarn
+bad "rope factor below 1" "${B[@]}" --rope-scaling linear --rope-factor 0.5
 
 exit $fail

@@ -1,8 +1,12 @@
 /*
- * cmd_synth.c: `pagoda synth`: writes a llama-architecture GGUF model of a
- * real shape with seeded random weights (N(0, 0.02), norms 1) and the
+ * cmd_synth.c: `pagoda synth`: writes a llama, qwen2 or qwen3 GGUF model of
+ * a real shape with seeded random weights (N(0, 0.02), norms 1) and the
  * tokenizer of another GGUF file, quantized with a preset's per-tensor mix.
- * Used to make benchmark models of any size without downloading them.
+ * Used to make benchmark models of any size without downloading them, and
+ * models of each architecture's particulars (qwen2's Q/K/V biases, qwen3's
+ * per-head Q/K norms and free head size, Llama 3's rope frequency factors)
+ * to check the engine on. Keys and tensor names are those the usual
+ * converter writes for each architecture, so other engines load the files.
  *
  * Every row has its own generator seeded from (seed, tensor, row), so the
  * file is byte-identical for a seed whatever the thread count. Weights are
@@ -22,24 +26,39 @@
 #include "cli/cli.h"
 #include "gguf/gguf.h"
 #include "model/quant_recipe.h"
+#include "ops/ops.h"
 #include "ops/quants.h"
 #include "ops/types.h"
 
 #define SYNTH_STD 0.02f
+/* Biases and per-head norm weights are drawn large enough that leaving one
+ * out changes the logits visibly. */
+#define SYNTH_BIAS_STD 0.5f
+#define SYNTH_QK_NORM_STD 0.25f
+
+enum synth_arch { SYNTH_LLAMA, SYNTH_QWEN2, SYNTH_QWEN3 };
+static const char *const synth_arch_names[] = {"llama", "qwen2", "qwen3"};
+
+/* What a tensor holds: a matrix of N(0, 0.02) rows or a 1-D vector. */
+enum synth_fill { FILL_MATRIX, FILL_ONES, FILL_BIAS, FILL_QK_NORM, FILL_ROPE_FREQS };
 #define SYNTH_CHUNK_ROWS 16 /* rows a thread takes at a time */
 
 struct synth_opts {
+    enum synth_arch arch;
     long long n_embd, n_layer, n_head, n_head_kv, n_ff, n_vocab, ctx, threads;
+    long long head_dim; /* 0 until parsed: then n_embd / n_head unless given */
+    long long rope_orig_ctx;
     unsigned long long seed;
-    double rope_theta, rms_eps;
+    double rope_theta, rms_eps, rope_factor;
     const char *vocab_from, *type, *out, *name;
-    int tied;
+    int tied, rope_llama3, rope_linear, head_dim_given;
 };
 
 struct synth_tensor {
     char name[64];
     int n_dims;
     int64_t ne[2]; /* ne[0] elements per row, ne[1] rows */
+    enum synth_fill fill;
     int type;
     void *data;
     size_t nbytes;
@@ -48,15 +67,22 @@ struct synth_tensor {
 static void synth_usage(FILE *f)
 {
     fprintf(f,
-            "usage: pagoda synth --arch llama --n-embd N --n-layer L --n-head H\n"
+            "usage: pagoda synth --arch llama|qwen2|qwen3 --n-embd N --n-layer L --n-head H\n"
             "                    --n-head-kv HK --n-ff F (--vocab-from FILE.gguf | --n-vocab V)\n"
-            "                    [--type PRESET] [--seed S] [--ctx 2048] [--rope-theta T]\n"
-            "                    [--rms-eps E] [--tied] [--name NAME] [-t THREADS] -o OUT.gguf\n\n"
-            "Writes a llama model of that shape with seeded random weights N(0, 0.02)\n"
-            "(norm weights 1). --vocab-from copies every tokenizer.* key of a GGUF file\n"
-            "(a vocab-only file is enough) and sets the vocabulary size; --n-vocab alone\n"
-            "writes no tokenizer. --tied leaves out output.weight (the token embedding\n"
-            "is the output matrix). The same seed gives the same bytes.\n\npresets:");
+            "                    [--head-dim D] [--type PRESET] [--seed S] [--ctx 2048]\n"
+            "                    [--rope-theta T] [--rope-scaling linear|llama3 [--rope-factor 8]\n"
+            "                    [--rope-orig-ctx 8192]] [--rms-eps E] [--tied] [--name NAME]\n"
+            "                    [-t THREADS] -o OUT.gguf\n\n"
+            "Writes a model of that shape with seeded random weights N(0, 0.02)\n"
+            "(norm weights 1). qwen2 adds random Q/K/V biases; qwen3 adds per-head\n"
+            "Q/K norm weights (random around 1) and takes --head-dim (llama too; the\n"
+            "default is n_embd / n_head). --rope-scaling llama3 (llama only) writes\n"
+            "Llama 3.1-style rope frequency factors (low/high frequency factors 1 and 4);\n"
+            "--rope-scaling linear divides positions by the factor (rope.scaling.* keys).\n"
+            "--vocab-from copies every tokenizer.* key of a GGUF file (a vocab-only\n"
+            "file is enough) and sets the vocabulary size; --n-vocab alone writes no\n"
+            "tokenizer. --tied leaves out output.weight (the token embedding is the\n"
+            "output matrix). The same seed gives the same bytes.\n\npresets:");
     for (const char *const *p = quant_preset_names(); *p; p++)
         fprintf(f, " %s", *p);
     fprintf(f, "\n(default q4_k_m)\n");
@@ -130,6 +156,9 @@ static int parse_opts(int argc, char **argv, struct synth_opts *o)
     o->n_head_kv = -1;
     o->n_vocab = -1;
     o->threads = 0;
+    o->rope_factor = 8.0;
+    o->rope_orig_ctx = 8192;
+    const char *rope_scaling = NULL;
     const char *arch = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -152,7 +181,8 @@ static int parse_opts(int argc, char **argv, struct synth_opts *o)
             {"--n-head", &o->n_head, 1, 4096},      {"--n-head-kv", &o->n_head_kv, 1, 4096},
             {"--n-ff", &o->n_ff, 1, 1 << 20},       {"--n-vocab", &o->n_vocab, 1, 1 << 24},
             {"--ctx", &o->ctx, 1, 1 << 24},         {"-t", &o->threads, 1, 1024},
-            {"--threads", &o->threads, 1, 1024},
+            {"--threads", &o->threads, 1, 1024},    {"--head-dim", &o->head_dim, 2, 4096},
+            {"--rope-orig-ctx", &o->rope_orig_ctx, 1, 1 << 24},
         };
         int done = 0;
         for (size_t k = 0; k < sizeof ints / sizeof ints[0]; k++) {
@@ -162,6 +192,8 @@ static int parse_opts(int argc, char **argv, struct synth_opts *o)
                 return cli_fail("synth: %s must be an integer in [%lld, %lld], got '%s'", a,
                                 ints[k].lo, ints[k].hi, v);
             done = 1;
+            if (!strcmp(a, "--head-dim"))
+                o->head_dim_given = 1;
         }
         if (done)
             continue;
@@ -178,6 +210,12 @@ static int parse_opts(int argc, char **argv, struct synth_opts *o)
         } else if (!strcmp(a, "--rms-eps")) {
             if (cli_parse_float(v, &o->rms_eps) || !(o->rms_eps > 0.0) || o->rms_eps >= 1.0)
                 return cli_fail("synth: --rms-eps must be a number in (0, 1), got '%s'", v);
+        } else if (!strcmp(a, "--rope-factor")) {
+            if (cli_parse_float(v, &o->rope_factor) || !(o->rope_factor >= 1.0) ||
+                o->rope_factor > 1e6)
+                return cli_fail("synth: --rope-factor must be a number in [1, 1e6], got '%s'", v);
+        } else if (!strcmp(a, "--rope-scaling")) {
+            rope_scaling = v;
         } else if (!strcmp(a, "--arch")) {
             arch = v;
         } else if (!strcmp(a, "--vocab-from")) {
@@ -193,9 +231,29 @@ static int parse_opts(int argc, char **argv, struct synth_opts *o)
         }
     }
     if (!arch)
-        return cli_fail("synth: --arch is required (only 'llama' is supported)");
-    if (strcmp(arch, "llama"))
-        return cli_fail("synth: unsupported --arch '%s' (only 'llama' is supported)", arch);
+        return cli_fail("synth: --arch is required (llama, qwen2 or qwen3)");
+    int found = 0;
+    for (int k = 0; k < 3; k++)
+        if (!strcmp(arch, synth_arch_names[k])) {
+            o->arch = (enum synth_arch)k;
+            found = 1;
+        }
+    if (!found)
+        return cli_fail("synth: unsupported --arch '%s' (llama, qwen2 or qwen3)", arch);
+    if (rope_scaling) {
+        if (!strcmp(rope_scaling, "llama3"))
+            o->rope_llama3 = 1;
+        else if (!strcmp(rope_scaling, "linear"))
+            o->rope_linear = 1;
+        else if (strcmp(rope_scaling, "none"))
+            return cli_fail("synth: unsupported --rope-scaling '%s' (none, linear or llama3)",
+                            rope_scaling);
+    }
+    if (o->rope_llama3 && o->arch != SYNTH_LLAMA)
+        return cli_fail("synth: --rope-scaling llama3 needs --arch llama");
+    /* The qwen2 layout sizes Q by n_embd in common loaders. */
+    if (o->head_dim_given && o->arch == SYNTH_QWEN2)
+        return cli_fail("synth: --head-dim needs --arch llama or qwen3");
     const struct {
         long long v;
         const char *flag;
@@ -210,12 +268,17 @@ static int parse_opts(int argc, char **argv, struct synth_opts *o)
         return cli_fail("synth: -o OUT.gguf is required");
     if (!o->vocab_from && o->n_vocab < 0)
         return cli_fail("synth: --vocab-from FILE.gguf (or --n-vocab V) is required");
-    if (o->n_embd % o->n_head)
-        return cli_fail("synth: --n-embd %lld is not a multiple of --n-head %lld", o->n_embd,
-                        o->n_head);
-    if ((o->n_embd / o->n_head) % 2)
-        return cli_fail("synth: head size %lld (n_embd / n_head) must be even for RoPE",
-                        o->n_embd / o->n_head);
+    if (!o->head_dim_given) {
+        if (o->n_embd % o->n_head)
+            return cli_fail("synth: --n-embd %lld is not a multiple of --n-head %lld (or give "
+                            "--head-dim)",
+                            o->n_embd, o->n_head);
+        o->head_dim = o->n_embd / o->n_head;
+    }
+    if (o->head_dim % 2)
+        return cli_fail("synth: head size %lld must be even for RoPE", o->head_dim);
+    if (o->n_head * o->head_dim > (1 << 20))
+        return cli_fail("synth: n_head x head size %lld is too large", o->n_head * o->head_dim);
     if (o->n_head_kv > o->n_head)
         return cli_fail("synth: --n-head-kv %lld exceeds --n-head %lld", o->n_head_kv,
                         o->n_head);
@@ -263,60 +326,127 @@ static int copy_vocab(struct gguf_writer *w, const struct gguf_file *g, const ch
 
 static int set_meta(struct gguf_writer *w, const struct synth_opts *o)
 {
+    const char *arch = synth_arch_names[o->arch];
     char name[128];
     if (o->name)
         snprintf(name, sizeof name, "%s", o->name);
     else
-        snprintf(name, sizeof name, "synth-llama-%lldx%lld-%s", o->n_embd, o->n_layer, o->type);
+        snprintf(name, sizeof name, "synth-%s-%lldx%lld-%s", arch, o->n_embd, o->n_layer,
+                 o->type);
     int rc = 0;
-    rc |= gguf_writer_set_str(w, "general.architecture", "llama");
+    char key[96];
+#define ARCH_KEY(suffix) (snprintf(key, sizeof key, "%s.%s", arch, (suffix)), key)
+    rc |= gguf_writer_set_str(w, "general.architecture", arch);
     rc |= gguf_writer_set_str(w, "general.name", name);
     rc |= gguf_writer_set_u32(w, "general.file_type", (uint32_t)quant_preset_file_type(o->type));
     rc |= gguf_writer_set_u32(w, "general.quantization_version", 2);
-    rc |= gguf_writer_set_u32(w, "llama.context_length", (uint32_t)o->ctx);
-    rc |= gguf_writer_set_u32(w, "llama.embedding_length", (uint32_t)o->n_embd);
-    rc |= gguf_writer_set_u32(w, "llama.block_count", (uint32_t)o->n_layer);
-    rc |= gguf_writer_set_u32(w, "llama.feed_forward_length", (uint32_t)o->n_ff);
-    rc |= gguf_writer_set_u32(w, "llama.attention.head_count", (uint32_t)o->n_head);
-    rc |= gguf_writer_set_u32(w, "llama.attention.head_count_kv", (uint32_t)o->n_head_kv);
-    rc |= gguf_writer_set_f32(w, "llama.rope.freq_base", (float)o->rope_theta);
-    rc |= gguf_writer_set_u32(w, "llama.rope.dimension_count", (uint32_t)(o->n_embd / o->n_head));
-    rc |= gguf_writer_set_f32(w, "llama.attention.layer_norm_rms_epsilon", (float)o->rms_eps);
-    rc |= gguf_writer_set_u32(w, "llama.vocab_size", (uint32_t)o->n_vocab);
+    rc |= gguf_writer_set_u32(w, ARCH_KEY("context_length"), (uint32_t)o->ctx);
+    rc |= gguf_writer_set_u32(w, ARCH_KEY("embedding_length"), (uint32_t)o->n_embd);
+    rc |= gguf_writer_set_u32(w, ARCH_KEY("block_count"), (uint32_t)o->n_layer);
+    rc |= gguf_writer_set_u32(w, ARCH_KEY("feed_forward_length"), (uint32_t)o->n_ff);
+    rc |= gguf_writer_set_u32(w, ARCH_KEY("attention.head_count"), (uint32_t)o->n_head);
+    rc |= gguf_writer_set_u32(w, ARCH_KEY("attention.head_count_kv"), (uint32_t)o->n_head_kv);
+    rc |= gguf_writer_set_f32(w, ARCH_KEY("rope.freq_base"), (float)o->rope_theta);
+    /* The llama converter also writes the rotated size and the vocabulary
+     * size; the qwen ones leave them to their defaults (the whole head, the
+     * token count). */
+    if (o->arch == SYNTH_LLAMA)
+        rc |= gguf_writer_set_u32(w, ARCH_KEY("rope.dimension_count"), (uint32_t)o->head_dim);
+    rc |= gguf_writer_set_f32(w, ARCH_KEY("attention.layer_norm_rms_epsilon"), (float)o->rms_eps);
+    if (o->arch == SYNTH_LLAMA)
+        rc |= gguf_writer_set_u32(w, ARCH_KEY("vocab_size"), (uint32_t)o->n_vocab);
+    /* A head size that is not n_embd / n_head is declared, as converters do
+     * when the model's config names one (always for qwen3). */
+    if (o->head_dim_given || o->arch == SYNTH_QWEN3) {
+        rc |= gguf_writer_set_u32(w, ARCH_KEY("attention.key_length"), (uint32_t)o->head_dim);
+        rc |= gguf_writer_set_u32(w, ARCH_KEY("attention.value_length"), (uint32_t)o->head_dim);
+    }
+    if (o->rope_linear) {
+        rc |= gguf_writer_set_str(w, ARCH_KEY("rope.scaling.type"), "linear");
+        rc |= gguf_writer_set_f32(w, ARCH_KEY("rope.scaling.factor"), (float)o->rope_factor);
+    }
+#undef ARCH_KEY
     return rc ? cli_fail("synth: cannot set metadata") : 0;
 }
 
-/* The model's tensors in file order; returns the count. */
+/* Most tensors one model can have: see list_tensors. */
+static size_t max_tensors(const struct synth_opts *o)
+{
+    return (size_t)o->n_layer * 14 + 4;
+}
+
+/* The model's tensors in file order; returns the count. Llama 3's rope
+ * frequency factors come first, as the converter writes them. */
 static int list_tensors(const struct synth_opts *o, struct synth_tensor *t)
 {
-    const int64_t e = o->n_embd, kv = o->n_embd / o->n_head * o->n_head_kv, ff = o->n_ff,
-                  nv = o->n_vocab;
+    const int64_t e = o->n_embd, q = o->head_dim * o->n_head, kv = o->head_dim * o->n_head_kv,
+                  ff = o->n_ff, nv = o->n_vocab, hd = o->head_dim;
     int n = 0;
-#define ADD(nd, e0, e1, ...)                                                                 \
+#define ADD(nd, fl, e0, e1, ...)                                                             \
     do {                                                                                     \
         snprintf(t[n].name, sizeof t[n].name, __VA_ARGS__);                                  \
         t[n].n_dims = (nd);                                                                  \
+        t[n].fill = (fl);                                                                    \
         t[n].ne[0] = (e0);                                                                   \
         t[n].ne[1] = (e1);                                                                   \
         n++;                                                                                 \
     } while (0)
-    ADD(2, e, nv, "token_embd.weight");
+    if (o->rope_llama3)
+        ADD(1, FILL_ROPE_FREQS, hd / 2, 1, "rope_freqs.weight");
+    ADD(2, FILL_MATRIX, e, nv, "token_embd.weight");
     for (int l = 0; l < o->n_layer; l++) {
-        ADD(1, e, 1, "blk.%d.attn_norm.weight", l);
-        ADD(2, e, e, "blk.%d.attn_q.weight", l);
-        ADD(2, e, kv, "blk.%d.attn_k.weight", l);
-        ADD(2, e, kv, "blk.%d.attn_v.weight", l);
-        ADD(2, e, e, "blk.%d.attn_output.weight", l);
-        ADD(1, e, 1, "blk.%d.ffn_norm.weight", l);
-        ADD(2, e, ff, "blk.%d.ffn_gate.weight", l);
-        ADD(2, e, ff, "blk.%d.ffn_up.weight", l);
-        ADD(2, ff, e, "blk.%d.ffn_down.weight", l);
+        ADD(1, FILL_ONES, e, 1, "blk.%d.attn_norm.weight", l);
+        ADD(2, FILL_MATRIX, e, q, "blk.%d.attn_q.weight", l);
+        ADD(2, FILL_MATRIX, e, kv, "blk.%d.attn_k.weight", l);
+        ADD(2, FILL_MATRIX, e, kv, "blk.%d.attn_v.weight", l);
+        if (o->arch == SYNTH_QWEN2) {
+            ADD(1, FILL_BIAS, q, 1, "blk.%d.attn_q.bias", l);
+            ADD(1, FILL_BIAS, kv, 1, "blk.%d.attn_k.bias", l);
+            ADD(1, FILL_BIAS, kv, 1, "blk.%d.attn_v.bias", l);
+        }
+        if (o->arch == SYNTH_QWEN3) {
+            ADD(1, FILL_QK_NORM, hd, 1, "blk.%d.attn_q_norm.weight", l);
+            ADD(1, FILL_QK_NORM, hd, 1, "blk.%d.attn_k_norm.weight", l);
+        }
+        ADD(2, FILL_MATRIX, q, e, "blk.%d.attn_output.weight", l);
+        ADD(1, FILL_ONES, e, 1, "blk.%d.ffn_norm.weight", l);
+        ADD(2, FILL_MATRIX, e, ff, "blk.%d.ffn_gate.weight", l);
+        ADD(2, FILL_MATRIX, e, ff, "blk.%d.ffn_up.weight", l);
+        ADD(2, FILL_MATRIX, ff, e, "blk.%d.ffn_down.weight", l);
     }
-    ADD(1, e, 1, "output_norm.weight");
+    ADD(1, FILL_ONES, e, 1, "output_norm.weight");
     if (!o->tied)
-        ADD(2, e, nv, "output.weight");
+        ADD(2, FILL_MATRIX, e, nv, "output.weight");
 #undef ADD
     return n;
+}
+
+/* Fills a 1-D F32 tensor; random ones draw from their own seeded generator. */
+static void fill_vector(const struct synth_opts *o, const struct synth_tensor *t, int index)
+{
+    float *f = t->data;
+    const int64_t n = t->ne[0];
+    struct rng g;
+    row_rng(&g, o->seed, index, 0);
+    switch (t->fill) {
+    case FILL_BIAS:
+        fill_normal(&g, f, n, SYNTH_BIAS_STD);
+        break;
+    case FILL_QK_NORM:
+        fill_normal(&g, f, n, SYNTH_QK_NORM_STD);
+        for (int64_t k = 0; k < n; k++)
+            f[k] += 1.0f;
+        break;
+    case FILL_ROPE_FREQS:
+        /* Llama 3.1's low and high frequency factors. */
+        op_rope_llama3_factors(f, (int)o->head_dim, (float)o->rope_theta, (float)o->rope_factor,
+                               1.0f, 4.0f, (int)o->rope_orig_ctx);
+        break;
+    default:
+        for (int64_t k = 0; k < n; k++)
+            f[k] = 1.0f;
+        break;
+    }
 }
 
 int cmd_synth(int argc, char **argv)
@@ -352,7 +482,7 @@ int cmd_synth(int argc, char **argv)
     if ((rc = set_meta(w, &o)) || (vocab && (rc = copy_vocab(w, vocab, o.vocab_from))))
         goto done;
 
-    tensors = calloc((size_t)o.n_layer * 9 + 3, sizeof *tensors);
+    tensors = calloc(max_tensors(&o), sizeof *tensors);
     if (!tensors) {
         rc = cli_fail("synth: out of memory");
         goto done;
@@ -364,7 +494,9 @@ int cmd_synth(int argc, char **argv)
     int64_t max_ne0 = 0;
     for (int i = 0; i < n_tensors; i++) {
         struct synth_tensor *t = &tensors[i];
-        t->type = quant_recipe_type(o.type, t->name, t->n_dims, t->ne[0], &qm);
+        t->type = t->fill == FILL_MATRIX
+                      ? quant_recipe_type(o.type, t->name, t->n_dims, t->ne[0], &qm)
+                      : PG_TYPE_F32;
         const size_t rs = type_row_size(t->type, t->ne[0]);
         if (t->type < 0 || rs == 0) {
             rc = cli_fail("synth: no type for %s", t->name);
@@ -400,11 +532,8 @@ int cmd_synth(int argc, char **argv)
                           t->nbytes, total / 1e6);
             goto done;
         }
-        if (t->n_dims == 1) {
-            /* Norm weights are 1 and stay F32. */
-            float *f = t->data;
-            for (int64_t k = 0; k < t->ne[0]; k++)
-                f[k] = 1.0f;
+        if (t->fill != FILL_MATRIX) {
+            fill_vector(&o, t, i);
         } else {
             struct synth_job job = {t, i, o.seed, type_row_size(t->type, t->ne[0]), scratch, 0};
             pool_run(pool, synth_worker, &job);
@@ -420,10 +549,11 @@ int cmd_synth(int argc, char **argv)
         rc = cli_fail("synth: %s", err);
         goto done;
     }
-    printf("wrote %s: llama n_embd %lld, %lld layers, %lld/%lld heads, n_ff %lld, vocab %lld, "
-           "%s, %d tensors, %.1f MB in %.1f s (%d threads)\n  types:",
-           o.out, o.n_embd, o.n_layer, o.n_head, o.n_head_kv, o.n_ff, o.n_vocab, o.type,
-           n_tensors, total / 1e6, clock_now() - t0, n_threads);
+    printf("wrote %s: %s n_embd %lld, %lld layers, %lld/%lld heads of %lld, n_ff %lld, "
+           "vocab %lld, %s, %d tensors, %.1f MB in %.1f s (%d threads)\n  types:",
+           o.out, synth_arch_names[o.arch], o.n_embd, o.n_layer, o.n_head, o.n_head_kv,
+           o.head_dim, o.n_ff, o.n_vocab, o.type, n_tensors, total / 1e6, clock_now() - t0,
+           n_threads);
     for (int k = 0; k < PG_TYPE_COUNT; k++)
         if (type_count[k])
             printf(" %s x%d", type_name(k), type_count[k]);

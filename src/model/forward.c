@@ -203,13 +203,17 @@ int model_forward(const struct model *m, struct fwd_ctx *c, const struct kv_stor
         attn_forward(c->pool, kv, il, &ab, hp->n_head, scale, c->q, c->att, c->attn_scratch,
                      c->scratch_per_thread);
         MATMUL(l->wo, c->att, c->xn);
+        add_bias(c->xn, l->bo, T, E);
         op_add(c->x, c->xn, (int64_t)T * E);
 
         for (int t = 0; t < T; t++)
             op_rmsnorm(c->xn + (size_t)t * E, c->x + (size_t)t * E, l->ffn_norm, E, eps);
         MATMUL2(l->w_gate, l->w_up, c->xn, c->gate, c->up);
+        add_bias(c->gate, l->b_gate, T, F);
+        add_bias(c->up, l->b_up, T, F);
         op_swiglu(c->gate, c->up, (int64_t)T * F);
         MATMUL(l->w_down, c->gate, c->xn);
+        add_bias(c->xn, l->b_down, T, E);
         op_add(c->x, c->xn, (int64_t)T * E);
     }
 #undef MATMUL3

@@ -152,6 +152,51 @@ static int bind_vector(struct model *m, const char *fmt, int layer, int64_t n, b
     return 0;
 }
 
+/* True when name is a tensor the model binds: anything else in the file
+ * would be silently left out of the computation. */
+static bool tensor_is_bound(struct gguf_str name, int n_layer)
+{
+    static const char *const global[] = {"token_embd.weight", "output_norm.weight",
+                                          "output.weight", "rope_freqs.weight"};
+    static const char *const per_layer[] = {
+        "attn_norm.weight", "attn_q.weight",      "attn_k.weight",      "attn_v.weight",
+        "attn_output.weight", "attn_q.bias",      "attn_k.bias",        "attn_v.bias",
+        "attn_output.bias", "attn_q_norm.weight", "attn_k_norm.weight", "ffn_norm.weight",
+        "ffn_gate.weight",  "ffn_up.weight",      "ffn_down.weight",    "ffn_gate.bias",
+        "ffn_up.bias",      "ffn_down.bias"};
+    for (size_t i = 0; i < sizeof global / sizeof global[0]; i++)
+        if (gguf_str_eq(name, global[i]))
+            return true;
+    if (name.len < 6 || memcmp(name.ptr, "blk.", 4))
+        return false;
+    size_t at = 4;
+    long layer = 0;
+    while (at < name.len && at < 12 && name.ptr[at] >= '0' && name.ptr[at] <= '9')
+        layer = layer * 10 + (name.ptr[at++] - '0');
+    if (at == 4 || at >= name.len || name.ptr[at] != '.' || layer >= n_layer ||
+        (name.ptr[4] == '0' && at > 5))
+        return false;
+    struct gguf_str rest = {name.len - at - 1, name.ptr + at + 1};
+    for (size_t i = 0; i < sizeof per_layer / sizeof per_layer[0]; i++)
+        if (gguf_str_eq(rest, per_layer[i]))
+            return true;
+    return false;
+}
+
+static int check_all_tensors_used(const struct gguf_file *g, const struct model_hparams *hp,
+                                  char *err, size_t errlen)
+{
+    for (uint64_t i = 0; i < g->n_tensors; i++) {
+        const struct gguf_tensor *t = &g->tensors[i];
+        if (!tensor_is_bound(t->name, hp->n_layer))
+            return err_set(err, errlen, PAGODA_EUNSUPPORTED,
+                           "tensor '%.*s' is not part of a %s model pagoda can run",
+                           (int)(t->name.len > 80 ? 80 : t->name.len), t->name.ptr,
+                           hp->arch_name);
+    }
+    return 0;
+}
+
 static int read_hparams(const struct gguf_file *g, struct model_hparams *hp, char *err,
                         size_t errlen)
 {
@@ -189,6 +234,11 @@ static int read_hparams(const struct gguf_file *g, struct model_hparams *hp, cha
     INTKEY(n_head, "attention.head_count", 1, 4096, true, 0);
     INTKEY(n_head_kv, "attention.head_count_kv", 1, hp->n_head, false, hp->n_head);
     INTKEY(n_ctx_train, "context_length", 1, 1 << 30, false, 4096);
+    INTKEY(n_expert, "expert_count", 0, 1 << 16, false, 0);
+    if (hp->n_expert > 0)
+        return err_set(err, errlen, PAGODA_EUNSUPPORTED,
+                       "mixture-of-experts models (%s.expert_count = %d) are not supported", a,
+                       hp->n_expert);
     if (hp->n_head % hp->n_head_kv)
         return err_set(err, errlen, PAGODA_EFORMAT, "head_count %d is not a multiple of head_count_kv %d",
                        hp->n_head, hp->n_head_kv);
@@ -215,18 +265,28 @@ static int read_hparams(const struct gguf_file *g, struct model_hparams *hp, cha
     if (f <= 1)
         return err_set(err, errlen, PAGODA_EFORMAT, "rope.freq_base %g is out of range", f);
     hp->rope_base = (float)f;
+    /* A scaling factor divides every position unless the type says another
+     * scheme: an absent type means linear, and "none" with a factor is still
+     * read as linear, as llama.cpp reads these keys. Llama 3's scaling lives
+     * in the rope_freqs tensor, not in these keys. */
     hp->rope_scale = 1.0f;
     char key[128];
-    struct gguf_str st;
+    struct gguf_str st = {0, ""};
     snprintf(key, sizeof key, "%s.rope.scaling.type", a);
-    bool scaled = gguf_get_str(g, key, &st);
-    if (scaled && !gguf_str_eq(st, "none") && !gguf_str_eq(st, "linear") &&
+    if (gguf_find_kv(g, key) && !gguf_get_str(g, key, &st))
+        return err_set(err, errlen, PAGODA_EFORMAT, "metadata %s is not a string", key);
+    bool typed = gguf_find_kv(g, key) != NULL;
+    if (typed && !gguf_str_eq(st, "none") && !gguf_str_eq(st, "linear") &&
         !gguf_str_eq(st, "llama3"))
         return err_set(err, errlen, PAGODA_EUNSUPPORTED, "rope scaling '%.*s' is not supported",
                        (int)st.len, st.ptr);
-    if ((rc = get_float_key(g, a, "rope.scaling.factor", 0.0, &f, err, errlen)))
+    snprintf(key, sizeof key, "%s.rope.scaling.factor", a);
+    const char *factor_key = gguf_find_kv(g, key) ? "rope.scaling.factor" : "rope.scale_linear";
+    if ((rc = get_float_key(g, a, factor_key, 0.0, &f, err, errlen)))
         return rc;
-    if (scaled && gguf_str_eq(st, "linear") && f > 0)
+    if (f < 0 || (f > 0 && f < 1e-6) || f > 1e6)
+        return err_set(err, errlen, PAGODA_EFORMAT, "rope scaling factor %g is out of range", f);
+    if (f > 0 && !(typed && gguf_str_eq(st, "llama3")))
         hp->rope_scale = (float)(1.0 / f);
     return 0;
 }
@@ -292,6 +352,7 @@ int model_from_gguf(struct gguf_file *g, struct model **out, char *err, size_t e
             (rc = bind_vector(m, "blk.%d.attn_q.bias", i, Q, true, &l->bq, err, errlen)) ||
             (rc = bind_vector(m, "blk.%d.attn_k.bias", i, KV, true, &l->bk, err, errlen)) ||
             (rc = bind_vector(m, "blk.%d.attn_v.bias", i, KV, true, &l->bv, err, errlen)) ||
+            (rc = bind_vector(m, "blk.%d.attn_output.bias", i, E, true, &l->bo, err, errlen)) ||
             (rc = bind_vector(m, "blk.%d.attn_q_norm.weight", i, hp->head_dim,
                               hp->arch != ARCH_QWEN3, &l->q_norm, err, errlen)) ||
             (rc = bind_vector(m, "blk.%d.attn_k_norm.weight", i, hp->head_dim,
@@ -299,9 +360,14 @@ int model_from_gguf(struct gguf_file *g, struct model **out, char *err, size_t e
             (rc = bind_vector(m, "blk.%d.ffn_norm.weight", i, E, false, &l->ffn_norm, err, errlen)) ||
             (rc = bind_matrix(g, "blk.%d.ffn_gate.weight", i, E, F, &l->w_gate, err, errlen)) ||
             (rc = bind_matrix(g, "blk.%d.ffn_up.weight", i, E, F, &l->w_up, err, errlen)) ||
-            (rc = bind_matrix(g, "blk.%d.ffn_down.weight", i, F, E, &l->w_down, err, errlen)))
+            (rc = bind_matrix(g, "blk.%d.ffn_down.weight", i, F, E, &l->w_down, err, errlen)) ||
+            (rc = bind_vector(m, "blk.%d.ffn_gate.bias", i, F, true, &l->b_gate, err, errlen)) ||
+            (rc = bind_vector(m, "blk.%d.ffn_up.bias", i, F, true, &l->b_up, err, errlen)) ||
+            (rc = bind_vector(m, "blk.%d.ffn_down.bias", i, E, true, &l->b_down, err, errlen)))
             goto fail;
     }
+    if ((rc = check_all_tensors_used(g, hp, err, errlen)))
+        goto fail;
     *out = m;
     return 0;
 fail:

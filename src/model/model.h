@@ -4,7 +4,10 @@
  *
  * Supported: `llama` (Llama 2/3, Mistral, TinyLlama, SmolLM), `qwen2`
  * (Q/K/V biases, NeoX RoPE) and `qwen3` (per-head Q/K RMS norm, NeoX RoPE),
- * with GQA, tied or separate output, any weight type, mixed per tensor.
+ * with GQA, tied or separate output, any weight type, mixed per tensor, and
+ * the optional attention-output and FFN biases a llama file may carry. A
+ * file holding any tensor the model would not use is refused rather than run
+ * without it.
  * Weights stay in the mapped file; only small norm/bias vectors in a type
  * other than F32 are converted into memory the model owns.
  */
@@ -33,6 +36,7 @@ struct model_hparams {
     int n_head_kv;
     int head_dim;     /* per head, for Q, K and V */
     int n_ff;
+    int n_expert;     /* mixture-of-experts files are refused: always 0 */
     float rms_eps;
     float rope_base;
     float rope_scale; /* linear position scaling: 1 / factor */
@@ -43,10 +47,12 @@ struct model_hparams {
 struct model_layer {
     const float *attn_norm;             /* [n_embd] */
     struct mm_weight wq, wk, wv, wo;    /* [n_head*hd, n_embd] ... [n_embd, n_head*hd] */
-    const float *bq, *bk, *bv;          /* qwen2 biases, else NULL */
+    const float *bq, *bk, *bv;          /* qwen2 biases (optional in llama), else NULL */
+    const float *bo;                    /* [n_embd] or NULL */
     const float *q_norm, *k_norm;       /* qwen3: [head_dim], else NULL */
     const float *ffn_norm;              /* [n_embd] */
     struct mm_weight w_gate, w_up, w_down; /* [n_ff, n_embd] x2, [n_embd, n_ff] */
+    const float *b_gate, *b_up, *b_down;   /* optional FFN biases, else NULL */
 };
 
 struct model {
