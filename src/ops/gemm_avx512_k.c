@@ -32,6 +32,7 @@
  * kernels.
  */
 #include <immintrin.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -368,6 +369,80 @@ static void kq_scalar_fallback(const struct gemm_args *ga, int type)
 
 typedef struct kq_wv (*kq_unpack_fn)(const uint8_t *src);
 
+/* ---- rearranged activations, kept per thread ----
+ *
+ * The matmul driver gives every chunk of weight rows the same activations
+ * (the same x_id): a thread that takes many chunks rearranges them for the
+ * micro-kernel once instead of once per chunk. One slot per layout. */
+
+enum { KQ_LAYOUT_Q2, KQ_LAYOUT_Q3, KQ_LAYOUT_Q6, KQ_LAYOUT_PAIRS, KQ_LAYOUTS };
+
+struct kq_act_cache {
+    uint64_t id;
+    const uint8_t *x;
+    int64_t b, k;
+    size_t cap;
+    uint8_t *buf;
+};
+
+static pthread_key_t kq_cache_key;
+static pthread_once_t kq_cache_once = PTHREAD_ONCE_INIT;
+static int kq_cache_ok;
+
+static void kq_cache_free(void *p)
+{
+    struct kq_act_cache *c = p;
+    for (int i = 0; i < KQ_LAYOUTS; i++)
+        free(c[i].buf);
+    free(c);
+}
+
+static void kq_cache_init(void) { kq_cache_ok = pthread_key_create(&kq_cache_key, kq_cache_free) == 0; }
+
+/* The slot for a layout if this call's activations may be cached there (it
+ * then holds `bytes` of room), else NULL. *hit: it already holds them. */
+static struct kq_act_cache *kq_cache_slot(const struct gemm_args *ga, int layout, size_t bytes,
+                                          int *hit)
+{
+    *hit = 0;
+    if (!ga->x_id)
+        return NULL;
+    pthread_once(&kq_cache_once, kq_cache_init);
+    if (!kq_cache_ok)
+        return NULL;
+    struct kq_act_cache *c = pthread_getspecific(kq_cache_key);
+    if (!c) {
+        c = calloc(KQ_LAYOUTS, sizeof *c);
+        if (!c || pthread_setspecific(kq_cache_key, c)) {
+            free(c);
+            return NULL;
+        }
+    }
+    struct kq_act_cache *e = &c[layout];
+    if (e->id == ga->x_id && e->x == ga->x && e->b == ga->b && e->k == ga->k) {
+        *hit = 1;
+        return e;
+    }
+    if (e->cap < bytes) {
+        uint8_t *p = aligned_alloc(64, (bytes + 63) / 64 * 64);
+        if (!p)
+            return NULL;
+        free(e->buf);
+        e->buf = p;
+        e->cap = bytes;
+    }
+    e->id = 0; /* filled by the caller, then claimed */
+    return e;
+}
+
+static void kq_cache_claim(struct kq_act_cache *e, const struct gemm_args *ga)
+{
+    e->id = ga->x_id;
+    e->x = ga->x;
+    e->b = ga->b;
+    e->k = ga->k;
+}
+
 /* A few activation rows (C <= 4): each weight block is unpacked
  * into registers and used at once (the tile path would write it out and read
  * it back for too few uses). */
@@ -409,8 +484,13 @@ ALWAYS_INLINE void kq_gemm(const struct gemm_args *ga, int type, size_t ts, kq_u
     const int few = ga->b <= KQ_FEW_ROWS;
     if (act_rows > ga->b || few) /* the few-rows path takes them in one pass */
         act_rows = ga->b;
+    /* Many rows: all of them rearranged once per thread and call. */
+    int hit = 0;
+    struct kq_act_cache *cache =
+        few ? NULL
+            : kq_cache_slot(ga, ki, (size_t)ga->b * (size_t)nb * sizeof(struct kq512_a), &hit);
     const size_t wbytes = few ? 0 : (size_t)KQ_TILE_R * (size_t)nb * sizeof(struct kq512_w);
-    const size_t abytes = (size_t)act_rows * (size_t)nb * sizeof(struct kq512_a);
+    const size_t abytes = cache ? 0 : (size_t)act_rows * (size_t)nb * sizeof(struct kq512_a);
     /* Decode issues many calls with one or a few activation rows: their
      * scratch is small enough for the stack. */
     _Alignas(64) uint8_t local[KQ_STACK_BYTES];
@@ -423,12 +503,27 @@ ALWAYS_INLINE void kq_gemm(const struct gemm_args *ga, int type, size_t ts, kq_u
     struct kq512_w *wd = (struct kq512_w *)buf;
     struct kq512_a *ad = (struct kq512_a *)(buf + wbytes);
 
+    if (cache && !hit) {
+        struct kq512_a *all = (struct kq512_a *)cache->buf;
+        for (int64_t i = 0; i < ga->b; i++) {
+            const block_q8_K *x = (const block_q8_K *)(ga->x + (size_t)i * ga->x_stride);
+            for (int64_t ib = 0; ib < nb; ib++)
+                kq_prep_act(x + ib, all + i * nb + ib, koff);
+        }
+        kq_cache_claim(cache, ga);
+    }
+
     for (int64_t i0 = 0; i0 < ga->b; i0 += act_rows) {
         const int64_t nrows = ga->b - i0 < act_rows ? ga->b - i0 : act_rows;
-        for (int64_t i = 0; i < nrows; i++) {
-            const block_q8_K *x = (const block_q8_K *)(ga->x + (size_t)(i0 + i) * ga->x_stride);
-            for (int64_t ib = 0; ib < nb; ib++)
-                kq_prep_act(x + ib, ad + i * nb + ib, koff);
+        if (cache) {
+            ad = (struct kq512_a *)cache->buf + i0 * nb;
+        } else {
+            for (int64_t i = 0; i < nrows; i++) {
+                const block_q8_K *x =
+                    (const block_q8_K *)(ga->x + (size_t)(i0 + i) * ga->x_stride);
+                for (int64_t ib = 0; ib < nb; ib++)
+                    kq_prep_act(x + ib, ad + i * nb + ib, koff);
+            }
         }
         if (few) {
             /* In passes of up to four rows: with more, the accumulators and
@@ -763,8 +858,14 @@ ALWAYS_INLINE void kq2_gemm(const struct gemm_args *ga, int type, size_t ts,
     const int few = ga->b <= KQ_FEW_ROWS;
     if (act_rows > ga->b || few)
         act_rows = ga->b;
+    /* Many rows: all of them rearranged once per thread and call. */
+    int hit = 0;
+    struct kq_act_cache *cache =
+        few ? NULL
+            : kq_cache_slot(ga, KQ_LAYOUT_PAIRS,
+                            (size_t)ga->b * (size_t)nu * sizeof(struct kq2_a), &hit);
     const size_t wbytes = few ? 0 : (size_t)KQ_TILE_R * (size_t)nu * sizeof(struct kq2_w);
-    const size_t abytes = (size_t)act_rows * (size_t)nu * sizeof(struct kq2_a);
+    const size_t abytes = cache ? 0 : (size_t)act_rows * (size_t)nu * sizeof(struct kq2_a);
     _Alignas(64) uint8_t local[KQ_STACK_BYTES];
     const size_t need = (wbytes + abytes + 63) / 64 * 64;
     uint8_t *buf = need <= sizeof local ? local : aligned_alloc(64, need);
@@ -775,11 +876,21 @@ ALWAYS_INLINE void kq2_gemm(const struct gemm_args *ga, int type, size_t ts,
     struct kq2_w *wd = (struct kq2_w *)buf;
     struct kq2_a *ad = (struct kq2_a *)(buf + wbytes);
 
+    if (cache && !hit) {
+        for (int64_t i = 0; i < ga->b; i++)
+            kq2_prep_row((const block_q8_K *)(ga->x + (size_t)i * ga->x_stride), nb,
+                         (struct kq2_a *)cache->buf + i * nu);
+        kq_cache_claim(cache, ga);
+    }
+
     for (int64_t i0 = 0; i0 < ga->b; i0 += act_rows) {
         const int64_t nrows = ga->b - i0 < act_rows ? ga->b - i0 : act_rows;
-        for (int64_t i = 0; i < nrows; i++)
-            kq2_prep_row((const block_q8_K *)(ga->x + (size_t)(i0 + i) * ga->x_stride), nb,
-                         ad + i * nu);
+        if (cache)
+            ad = (struct kq2_a *)cache->buf + i0 * nu;
+        else
+            for (int64_t i = 0; i < nrows; i++)
+                kq2_prep_row((const block_q8_K *)(ga->x + (size_t)(i0 + i) * ga->x_stride), nb,
+                             ad + i * nu);
         if (few) {
             switch (ga->b) {
             case 1: kq2_gemv(ga, ad, nb, ts, unpack, 1); break;
