@@ -310,16 +310,11 @@ GEMM_TILED(gemm_bf16_avx2, ftile, PG_TYPE_BF16)
 
 /* ---- activation converters ---- */
 
-/* roundf() of 8 floats: to nearest, halves away from zero (the fraction
- * a - trunc(a) is exact, so the comparison decides as roundf does). */
-ALWAYS_INLINE __m256i round_away_epi32(__m256 v)
+/* 8 floats to the nearest integer, ties to even (fixed here, not taken from
+ * the rounding mode in force). */
+ALWAYS_INLINE __m256i round_even_epi32(__m256 v)
 {
-    const __m256 sign_bit = _mm256_set1_ps(-0.0f);
-    const __m256 a = _mm256_andnot_ps(sign_bit, v);
-    const __m256 t = _mm256_round_ps(a, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
-    const __m256 up = _mm256_cmp_ps(_mm256_sub_ps(a, t), _mm256_set1_ps(0.5f), _CMP_GE_OQ);
-    const __m256 r = _mm256_add_ps(t, _mm256_and_ps(up, _mm256_set1_ps(1.0f)));
-    return _mm256_cvttps_epi32(_mm256_or_ps(r, _mm256_and_ps(v, sign_bit)));
+    return _mm256_cvtps_epi32(_mm256_round_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
 }
 
 ALWAYS_INLINE float quant_block_q8(const float *x, int8_t *qs, int *sum)
@@ -334,12 +329,14 @@ ALWAYS_INLINE float quant_block_q8(const float *x, int8_t *qs, int *sum)
     __m128 m = _mm_max_ps(_mm256_castps256_ps128(amax), _mm256_extractf128_ps(amax, 1));
     m = _mm_max_ps(m, _mm_movehl_ps(m, m));
     m = _mm_max_ss(m, _mm_movehdup_ps(m));
-    const float d = _mm_cvtss_f32(m) / 127;
-    const float id = d != 0.0f ? 1.0f / d : 0.0f;
+    /* As quantize_row_q8_0_act: 127/max in one division, ties to even. */
+    const float amax_s = _mm_cvtss_f32(m);
+    const float d = amax_s / 127;
+    const float id = amax_s != 0.0f ? 127.0f / amax_s : 0.0f;
     const __m256 vid = _mm256_set1_ps(id);
     __m256i q[4];
     for (int i = 0; i < 4; i++)
-        q[i] = round_away_epi32(_mm256_mul_ps(v[i], vid));
+        q[i] = round_even_epi32(_mm256_mul_ps(v[i], vid));
     const __m256i s32 = _mm256_add_epi32(_mm256_add_epi32(q[0], q[1]), _mm256_add_epi32(q[2], q[3]));
     __m128i s = _mm_add_epi32(_mm256_castsi256_si128(s32), _mm256_extracti128_si256(s32, 1));
     s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(1, 0, 3, 2)));

@@ -697,17 +697,11 @@ GEMM_TILED(gemm_bf16_avx512, ftile, PG_TYPE_BF16)
 
 /* ---- activation converters ---- */
 
-/* roundf() of 16 floats: to nearest, halves away from zero. The fraction
- * a - trunc(a) is exact, so the comparison with 0.5 decides as roundf does. */
-ALWAYS_INLINE __m512i round_away_epi32(__m512 v)
+/* 16 floats to the nearest integer, ties to even (fixed here, not taken
+ * from the rounding mode in force). */
+ALWAYS_INLINE __m512i round_even_epi32(__m512 v)
 {
-    const __m512 a = _mm512_abs_ps(v);
-    __m512 t = _mm512_roundscale_ps(a, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
-    const __mmask16 up = _mm512_cmp_ps_mask(_mm512_sub_ps(a, t), _mm512_set1_ps(0.5f), _CMP_GE_OQ);
-    t = _mm512_mask_add_ps(t, up, t, _mm512_set1_ps(1.0f));
-    const __m512 sign = _mm512_castsi512_ps(
-        _mm512_and_si512(_mm512_castps_si512(v), _mm512_set1_epi32((int)0x80000000u)));
-    return _mm512_cvttps_epi32(_mm512_or_ps(t, sign));
+    return _mm512_cvt_roundps_epi32(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
 }
 
 /* One block of 32: stores the quantized bytes, returns d, and the sum of
@@ -716,11 +710,12 @@ ALWAYS_INLINE float quant_block_q8(const float *x, int8_t *qs, int *sum)
 {
     const __m512 x0 = _mm512_loadu_ps(x), x1 = _mm512_loadu_ps(x + 16);
     const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(x0), _mm512_abs_ps(x1)));
+    /* As quantize_row_q8_0_act: 127/max in one division, ties to even. */
     const float d = amax / 127;
-    const float id = d != 0.0f ? 1.0f / d : 0.0f;
+    const float id = amax != 0.0f ? 127.0f / amax : 0.0f;
     const __m512 vid = _mm512_set1_ps(id);
-    const __m512i q0 = round_away_epi32(_mm512_mul_ps(x0, vid));
-    const __m512i q1 = round_away_epi32(_mm512_mul_ps(x1, vid));
+    const __m512i q0 = round_even_epi32(_mm512_mul_ps(x0, vid));
+    const __m512i q1 = round_even_epi32(_mm512_mul_ps(x1, vid));
     _mm_storeu_si128((__m128i *)(void *)qs, _mm512_cvtepi32_epi8(q0));
     _mm_storeu_si128((__m128i *)(void *)(qs + 16), _mm512_cvtepi32_epi8(q1));
     *sum = _mm512_reduce_add_epi32(_mm512_add_epi32(q0, q1));

@@ -178,6 +178,6 @@ void kernels_scalar_init(struct kernel_table *t)
     t->act_quant[PG_TYPE_F32] = quantize_row_f32_ref;
     t->act_quant[PG_TYPE_F16] = quantize_row_f16_ref;
     t->act_quant[PG_TYPE_BF16] = quantize_row_bf16_ref;
-    t->act_quant[PG_TYPE_Q8_0] = quantize_row_q8_0_ref;
-    t->act_quant[PG_TYPE_Q8_1] = quantize_row_q8_1_ref;
+    t->act_quant[PG_TYPE_Q8_0] = quantize_row_q8_0_act;
+    t->act_quant[PG_TYPE_Q8_1] = quantize_row_q8_1_act;
 }

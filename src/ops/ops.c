@@ -68,19 +68,22 @@ void op_rope(float *x, int n_heads, int head_dim, int64_t pos, const struct rope
         theta *= theta_scale;
     }
 
+    /* Each rotated value is one product rounded, then a fused multiply-add
+     * of the other: the rounding the reference gets when its compiler fuses
+     * these expressions (as it does on FMA hardware). */
     for (int h = 0; h < n_heads; h++) {
         float *v = x + (int64_t)h * head_dim;
         if (p->neox) {
             for (int i = 0; i < half; i++) {
                 const float x0 = v[i], x1 = v[i + half];
-                v[i] = x0 * cs[i] - x1 * sn[i];
-                v[i + half] = x0 * sn[i] + x1 * cs[i];
+                v[i] = fmaf(x0, cs[i], -(x1 * sn[i]));
+                v[i + half] = fmaf(x0, sn[i], x1 * cs[i]);
             }
         } else {
             for (int i = 0; i < half; i++) {
                 const float x0 = v[2 * i], x1 = v[2 * i + 1];
-                v[2 * i] = x0 * cs[i] - x1 * sn[i];
-                v[2 * i + 1] = x0 * sn[i] + x1 * cs[i];
+                v[2 * i] = fmaf(x0, cs[i], -(x1 * sn[i]));
+                v[2 * i + 1] = fmaf(x0, sn[i], x1 * cs[i]);
             }
         }
     }

@@ -275,6 +275,16 @@ static inline int quant_round_away(float v)
     return t;
 }
 
+/* Round to nearest, ties to even, for |v| < 2^22: adding 1.5 * 2^23 pushes
+ * the fraction out of the mantissa, whose low bits then hold the integer. */
+static inline int quant_round_even(float v)
+{
+    const float t = v + 12582912.0f;
+    int32_t bits;
+    memcpy(&bits, &t, sizeof bits);
+    return (bits & 0x007fffff) - 0x00400000;
+}
+
 static float quant_absmax(const float *x, int n)
 {
     float amax = 0.0f;
@@ -339,17 +349,51 @@ void dequantize_row_q8_1(const void *x, float *y, int64_t n)
     }
 }
 
-/* ---- 8-bit, 256 per block (partner of the k-quants) ---- */
+/* ---- 8-bit activations, 32 per block ----
+ * The activation side of a q8_0/q8_1 dot follows the SIMD rounding of the
+ * usual CPU inference path rather than the file quantizer above: the
+ * multiplier is 127/max in one division (not the reciprocal of max/127, which
+ * can differ in the last bit) and codes round to nearest with ties to even
+ * (the hardware rounding mode). Models are checked against that path, and an
+ * activation one code away moves a logit measurably on small models. */
 
-/* Round to nearest, ties to even, for |v| < 2^22: adding 1.5 * 2^23 pushes
- * the fraction out of the mantissa, whose low bits then hold the integer. */
-static inline int quant_round(float v)
+static void quant_block_q8_act(const float *x, int8_t *qs, float *d_out, int *sum_out)
 {
-    const float t = v + 12582912.0f;
-    int32_t bits;
-    memcpy(&bits, &t, sizeof bits);
-    return (bits & 0x007fffff) - 0x00400000;
+    const float amax = quant_absmax(x, QK8_0);
+    const float id = amax != 0.0f ? 127.0f / amax : 0.0f;
+    int sum = 0;
+    for (int j = 0; j < QK8_0; j++) {
+        qs[j] = (int8_t)quant_round_even(x[j] * id);
+        sum += qs[j];
+    }
+    *d_out = amax / 127;
+    *sum_out = sum;
 }
+
+void quantize_row_q8_0_act(const float *x, void *y, int64_t n)
+{
+    block_q8_0 *out = y;
+    for (int64_t i = 0; i < n / QK8_0; i++, x += QK8_0) {
+        float d;
+        int sum;
+        quant_block_q8_act(x, out[i].qs, &d, &sum);
+        out[i].d = f32_to_f16(d);
+    }
+}
+
+void quantize_row_q8_1_act(const float *x, void *y, int64_t n)
+{
+    block_q8_1 *out = y;
+    for (int64_t i = 0; i < n / QK8_1; i++, x += QK8_1) {
+        float d;
+        int sum;
+        quant_block_q8_act(x, out[i].qs, &d, &sum);
+        out[i].d = f32_to_f16(d);
+        out[i].s = f32_to_f16((float)sum * d);
+    }
+}
+
+/* ---- 8-bit, 256 per block (partner of the k-quants) ---- */
 
 void quantize_row_q8_K_ref(const float *x, void *y, int64_t n)
 {
@@ -364,7 +408,7 @@ void quantize_row_q8_K_ref(const float *x, void *y, int64_t n)
         /* The extreme value maps to -127 (not -128) so codes stay symmetric. */
         const float iscale = -127.0f / vmax;
         for (int j = 0; j < QK_K; j++) {
-            const int q = quant_round(iscale * x[j]);
+            const int q = quant_round_even(iscale * x[j]);
             out[i].qs[j] = (int8_t)(q > 127 ? 127 : q);
         }
         for (int g = 0; g < QK_K / 16; g++) {

@@ -27,6 +27,9 @@ void quantize_row_q8_K_ref(const float *x, void *y, int64_t n);
 void quantize_row_f16_ref(const float *x, void *y, int64_t n);
 void quantize_row_bf16_ref(const float *x, void *y, int64_t n);
 void quantize_row_f32_ref(const float *x, void *y, int64_t n);
+/* The activation quantizers of q8_0/q8_1 dots (127/max, ties to even). */
+void quantize_row_q8_0_act(const float *x, void *y, int64_t n);
+void quantize_row_q8_1_act(const float *x, void *y, int64_t n);
 
 void dequantize_row_q4_0(const void *x, float *y, int64_t n);
 void dequantize_row_q4_1(const void *x, float *y, int64_t n);
