@@ -381,6 +381,26 @@ int main(void)
         check_invariance(&p, isa_max);
         problem_free(&p);
     }
+    /* Single-row kernels that take several blocks of a row at once and the
+     * activation row in segments: rows of several segments plus a few
+     * blocks, and short rows of 1..7 blocks past whole groups. */
+    for (int t = 0; t < N_TYPES; t++) {
+        const int type = mm_types[t];
+        if (type_traits_get(type)->block_size == 1)
+            continue;
+        struct problem p;
+        problem_make(&p, &r, type, 35, (1027 + 2 * t) * 32, 3);
+        check_accuracy(&p, isa_max);
+        for (int isa = CPU_ISA_SCALAR; isa <= isa_max; isa++)
+            check_invariance(&p, isa);
+        problem_free(&p);
+        for (int64_t nb = 5; nb <= 11; nb += 3) {
+            problem_make(&p, &r, type, 16 + t, nb * 32, 4);
+            check_accuracy(&p, isa_max);
+            check_invariance(&p, isa_max);
+            problem_free(&p);
+        }
+    }
     check_act_quant(&r, isa_max);
     check_stride(&r, isa_max);
     check_errors();

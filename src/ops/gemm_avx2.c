@@ -10,11 +10,13 @@
  * then holds an exact integer dot of four elements and gets (dw*dx) * isum
  * added in float. A micro-kernel keeps R weight rows x C activation rows in
  * registers; every pair runs the same instruction sequence whatever tile it
- * lands in, so results do not depend on the batch.
+ * lands in, so results do not depend on the batch. Where the CPU has
+ * AVX-VNNI, single activation rows get the same integers from vpdpbusd.
  */
 #include <immintrin.h>
 #include <string.h>
 
+#include "base/cpu.h"
 #include "ops/kernels.h"
 #include "ops/quants.h"
 
@@ -167,6 +169,16 @@ ALWAYS_INLINE void qtile(int type, int R, int C, const struct gemm_args *a, int6
         for (int c = 0; c < C; c++)
             acc[r][c] = _mm256_setzero_ps();
     for (int64_t j = 0; j < nb; j++) {
+        /* One activation row streams its weight rows once: each row is a
+         * short stream the hardware prefetchers pick up late, so the next
+         * tile's rows are fetched while this one runs (past the matrix this
+         * reads nothing: prefetches never fault). */
+        if (C == 1 && (((size_t)j * wbs + wbs) ^ ((size_t)j * wbs)) & 64)
+#pragma GCC unroll 4
+            for (int r = 0; r < R; r++)
+                _mm_prefetch((const char *)((uintptr_t)wr[r] + (size_t)j * wbs +
+                                            (size_t)R * a->w_stride),
+                             _MM_HINT_T0);
         struct wblk W[ACC_R];
 #pragma GCC unroll 4
         for (int r = 0; r < R; r++)
@@ -223,6 +235,100 @@ GEMM_TILED(gemm_q4_1_avx2, qtile, PG_TYPE_Q4_1)
 GEMM_TILED(gemm_q5_0_avx2, qtile, PG_TYPE_Q5_0)
 GEMM_TILED(gemm_q5_1_avx2, qtile, PG_TYPE_Q5_1)
 GEMM_TILED(gemm_q8_0_avx2, qtile, PG_TYPE_Q8_0)
+
+/* ---- leftover activation rows (all of them at b = 1) with AVX-VNNI ----
+ * Where the CPU has AVX-VNNI, each lane's integer sum comes from one
+ * vpdpbusd of the unsigned weights (q8_0: w + 128) with the activation
+ * bytes, started at minus the offset's share (offset times the sum of the
+ * lane's four activations, once per block for all the tile's rows). Those
+ * are the integers pair_isum gives and the float step is qtile's, so the
+ * results are bitwise the same as the maddubs path. */
+
+#define VNNI_INLINE static inline __attribute__((always_inline, target("avxvnni")))
+
+ALWAYS_INLINE int vnni_offset(int type) { return type == PG_TYPE_Q8_0 ? 128 : w_offset(type); }
+
+VNNI_INLINE void qtile1_vnni(int type, int R, const struct gemm_args *a, int64_t r0, int64_t c)
+{
+    const size_t wbs = w_block_size(type);
+    const size_t xbs = has_min(type) ? sizeof(block_q8_1) : sizeof(block_q8_0);
+    const int64_t nb = a->k / 32;
+    const uint8_t *wr[ACC_R];
+    const uint8_t *xr = a->x + (size_t)c * a->x_stride;
+    __m256 acc[ACC_R];
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++) {
+        wr[r] = a->w + (size_t)(r0 + r) * a->w_stride;
+        acc[r] = _mm256_setzero_ps();
+    }
+    for (int64_t j = 0; j < nb; j++) {
+        const size_t off = (size_t)j * wbs;
+        /* the next tile's rows, as in qtile */
+        if (((off + wbs) ^ off) & 64)
+#pragma GCC unroll 4
+            for (int r = 0; r < R; r++)
+                _mm_prefetch((const char *)((uintptr_t)wr[r] + off + (size_t)R * a->w_stride),
+                             _MM_HINT_T0);
+        struct xblk X;
+        load_x(type, xr + (size_t)j * xbs, &X);
+        __m256i init = _mm256_setzero_si256();
+        if (vnni_offset(type))
+            init = _mm256_sub_epi32(
+                init, _mm256_dpbusd_avx_epi32(_mm256_setzero_si256(),
+                                              _mm256_set1_epi8((char)vnni_offset(type)), X.q));
+#pragma GCC unroll 4
+        for (int r = 0; r < R; r++) {
+            struct wblk W;
+            __m256i q;
+            if (type == PG_TYPE_Q8_0) {
+                W.d = _mm256_set1_ps(f16_load(wr[r] + off));
+                q = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(const void *)(wr[r] + off + 2)),
+                                     _mm256_set1_epi8((char)0x80));
+            } else {
+                load_w(type, wr[r] + off, &W);
+                q = W.q;
+            }
+            const __m256i is = _mm256_dpbusd_avx_epi32(init, q, X.q);
+            acc[r] = _mm256_fmadd_ps(_mm256_mul_ps(W.d, X.d), _mm256_cvtepi32_ps(is), acc[r]);
+            if (has_min(type))
+                acc[r] = _mm256_fmadd_ps(W.m, X.s, acc[r]);
+        }
+    }
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++) {
+        const __m256 v = acc[r];
+        __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+        s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+        s = _mm_add_ss(s, _mm_movehdup_ps(s));
+        a->y[c * a->y_stride + r0 + r] = _mm_cvtss_f32(s);
+    }
+}
+
+/* GEMM_TILED with the leftover activation rows through qtile1_vnni. */
+#define GEMM_TILED_VNNI(name, type)                                                         \
+    __attribute__((target("avxvnni"))) static void name(const struct gemm_args *a)          \
+    {                                                                                       \
+        const int64_t bc = a->b / TILE_C * TILE_C;                                          \
+        const int64_t nr = a->n / TILE_R * TILE_R, nr1 = a->n / TILE_R1 * TILE_R1;          \
+        for (int64_t c = 0; c < bc; c += TILE_C) {                                          \
+            for (int64_t r = 0; r < nr; r += TILE_R)                                        \
+                qtile(type, TILE_R, TILE_C, a, r, c);                                       \
+            for (int64_t r = nr; r < a->n; r++)                                             \
+                qtile(type, 1, TILE_C, a, r, c);                                            \
+        }                                                                                   \
+        for (int64_t c = bc; c < a->b; c++) {                                               \
+            for (int64_t r = 0; r < nr1; r += TILE_R1)                                      \
+                qtile1_vnni(type, TILE_R1, a, r, c);                                        \
+            for (int64_t r = nr1; r < a->n; r++)                                            \
+                qtile1_vnni(type, 1, a, r, c);                                              \
+        }                                                                                   \
+    }
+
+GEMM_TILED_VNNI(gemm_q4_0_avx2_vnni, PG_TYPE_Q4_0)
+GEMM_TILED_VNNI(gemm_q4_1_avx2_vnni, PG_TYPE_Q4_1)
+GEMM_TILED_VNNI(gemm_q5_0_avx2_vnni, PG_TYPE_Q5_0)
+GEMM_TILED_VNNI(gemm_q5_1_avx2_vnni, PG_TYPE_Q5_1)
+GEMM_TILED_VNNI(gemm_q8_0_avx2_vnni, PG_TYPE_Q8_0)
 
 /* ---- float kernels: 8 lanes keyed by element index mod 8 ---- */
 
@@ -424,6 +530,13 @@ void kernels_avx2_init(struct kernel_table *t)
     for (size_t i = 0; i < sizeof gemms / sizeof gemms[0]; i++) {
         t->gemm[gemms[i].type] = gemms[i].fn;
         t->isa[gemms[i].type] = "avx2";
+    }
+    if (cpu_features_get()->avxvnni) {
+        t->gemm[PG_TYPE_Q4_0] = gemm_q4_0_avx2_vnni;
+        t->gemm[PG_TYPE_Q4_1] = gemm_q4_1_avx2_vnni;
+        t->gemm[PG_TYPE_Q5_0] = gemm_q5_0_avx2_vnni;
+        t->gemm[PG_TYPE_Q5_1] = gemm_q5_1_avx2_vnni;
+        t->gemm[PG_TYPE_Q8_0] = gemm_q8_0_avx2_vnni;
     }
     t->act_quant[PG_TYPE_F16] = quantize_row_f16_avx2;
     t->act_quant[PG_TYPE_BF16] = quantize_row_bf16_avx2;

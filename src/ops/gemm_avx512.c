@@ -290,171 +290,278 @@ ALWAYS_INLINE void panel_group(int type, int C, const struct gemm_args *a, int64
         _mm512_mask_storeu_ps(a->y + (c0 + c) * a->y_stride + r0, out_rows, acc[c]);
 }
 
+ALWAYS_INLINE void prefetch_rows_ahead(const struct panel_rows *pr, int strided, size_t off,
+                                       size_t ahead)
+{
+#pragma GCC unroll 16
+    for (int r = 0; r < PANEL_LANES; r++)
+        _mm_prefetch((const char *)((uintptr_t)row_at(pr, strided, r) + off + ahead), _MM_HINT_T0);
+}
+
 ALWAYS_INLINE void prefetch_rows(const struct panel_rows *pr, int strided, size_t off)
 {
     /* Sixteen rows at once are more streams than the hardware prefetchers
      * follow well. */
-#pragma GCC unroll 16
-    for (int r = 0; r < PANEL_LANES; r++)
-        _mm_prefetch((const char *)(row_at(pr, strided, r) + off + MM_PREFETCH_AHEAD), _MM_HINT_T0);
+    prefetch_rows_ahead(pr, strided, off, MM_PREFETCH_AHEAD);
 }
 
-/* One activation row, two blocks at a time, reading each row straight: the
- * 16 rows' exact integer block sums come from one vpdpbusd per row (q8_0;
- * the 4-bit types take two rows per zmm, rowwise_sums_q4) and a transposing
- * add tree, instead of transposing the weights first. The sums
- * are the same integers and the float step below is panel_pass's, so every
- * result is bitwise what the transposed path gives. Weights of a block pair
- * sit in a zmm as [j | j+1] (q8_0) or [lo j | lo j+1 | hi j | hi j+1] (4-bit);
- * the activations are arranged to match once per pair for all 16 rows. */
-ALWAYS_INLINE int rowwise_type(int type)
+/* One activation row (b = 1), four blocks of a weight row per zmm. With no
+ * activation rows to share them, transposing the weights costs more than
+ * the dot products, so each row's next four blocks are read straight: one
+ * vpermt2w moves their quant words together (the nibble types then split
+ * into low and high nibbles, q8_0 takes its first and second 16 bytes with
+ * a second vpermt2w), and two vpdpbusd leave each block's exact integer sum
+ * in four dwords of its own 128-bit chunk. An unpack-and-add tree over the
+ * 16 rows of a panel brings every block's sums to one lane per row, and the
+ * rows' f16 scales follow through a tree of word permutes. The float step
+ * is then panel_pass's, block after block in each lane, so every result is
+ * bitwise what the batched path gives. */
+
+#define RG_BLOCKS 4         /* blocks of a row per zmm: a "group" */
+#define RG_SEG_GROUPS 128   /* groups whose activations are arranged at once */
+#define RG_PREFETCH 768     /* bytes ahead in a row, for panels of row pointers */
+
+ALWAYS_INLINE int row_group_type(int type)
 {
     return type == PG_TYPE_Q4_0 || type == PG_TYPE_Q4_1 || type == PG_TYPE_Q8_0;
 }
 
-ALWAYS_INLINE __m512i rowwise_weights(int type, const uint8_t *w, size_t wbs)
+/* A segment of the activation row, arranged to match the weight groups:
+ * per group, elements 0..15 of its 4 blocks (lo), elements 16..31 (hi), and
+ * the vpdpbusd start values (-offset * block sum in dword 0 of each chunk). */
+struct rg_act {
+    _Alignas(64) uint8_t lo[RG_SEG_GROUPS][64];
+    _Alignas(64) uint8_t hi[RG_SEG_GROUPS][64];
+    _Alignas(64) int32_t init[RG_SEG_GROUPS][16];
+    float d[RG_SEG_GROUPS * RG_BLOCKS], s[RG_SEG_GROUPS * RG_BLOCKS];
+};
+
+/* Word permutes: a group's quant words (q[0], and q[1] for q8_0's second
+ * halves), the scales of two rows (h), q4_1's split of scales and minimums
+ * (gd, gm), and the last step of the scale tree (s01, s23: the 16 rows'
+ * scales of blocks 0, 1 and of blocks 2, 3). */
+struct rg_idx {
+    __m512i q[2], h, s01, s23, gd, gm;
+};
+
+ALWAYS_INLINE __m512i idx_load(const uint16_t *v)
 {
-    if (type == PG_TYPE_Q8_0) {
-        const __m512i v = _mm512_inserti64x4(
-            _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(const void *)(w + 2))),
-            _mm256_loadu_si256((const __m256i *)(const void *)(w + wbs + 2)), 1);
-        return _mm512_xor_si512(v, _mm512_set1_epi8((char)0x80));
-    }
-    const size_t qo = type == PG_TYPE_Q4_0 ? 2 : 4;
-    const __m256i v = _mm256_inserti128_si256(
-        _mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)(const void *)(w + qo))),
-        _mm_loadu_si128((const __m128i *)(const void *)(w + wbs + qo)), 1);
-    const __m256i nib = _mm256_set1_epi8(0x0F);
-    const __m256i lo = _mm256_and_si256(v, nib);
-    const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), nib);
-    return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
+    return _mm512_loadu_si512((const void *)v);
 }
 
-ALWAYS_INLINE __m512i rowwise_acts(int type, const uint8_t *xb, size_t xbs)
+/* Word offset of block c's scale (t = 0) or minimum (t = 1) in its group. */
+ALWAYS_INLINE int rg_head_word(int type, int c, int t)
 {
-    const size_t qo = type == PG_TYPE_Q4_1 ? 4 : 2;
-    const __m256i x0 = _mm256_loadu_si256((const __m256i *)(const void *)(xb + qo));
-    const __m256i x1 = _mm256_loadu_si256((const __m256i *)(const void *)(xb + xbs + qo));
-    const __m512i v = _mm512_inserti64x4(_mm512_castsi256_si512(x0), x1, 1);
-    if (type == PG_TYPE_Q8_0)
-        return v;
-    /* [x0 lo16, x0 hi16, x1 lo16, x1 hi16] -> [x0 lo, x1 lo, x0 hi, x1 hi] */
-    return _mm512_shuffle_i64x2(v, v, 0xD8);
+    return (int)(w_block_size(type) / 2) * c + t;
 }
 
-/* Sums of lane groups for 16 rows: p[r] holds row r's 16 partial sums; out0
- * gets each row's sum for block j, out1 for block j+1. */
-ALWAYS_INLINE void rowwise_reduce(int type, const __m512i p[16], __m512i *out0, __m512i *out1)
+static void rg_idx_init(int type, struct rg_idx *ix)
 {
-    __m512i t[8], u[4];
-#pragma GCC unroll 8
-    for (int i = 0; i < 8; i++)
-        t[i] = _mm512_add_epi32(_mm512_unpacklo_epi32(p[2 * i], p[2 * i + 1]),
-                                _mm512_unpackhi_epi32(p[2 * i], p[2 * i + 1]));
-#pragma GCC unroll 4
-    for (int i = 0; i < 4; i++)
-        u[i] = _mm512_add_epi32(_mm512_unpacklo_epi64(t[2 * i], t[2 * i + 1]),
-                                _mm512_unpackhi_epi64(t[2 * i], t[2 * i + 1]));
-    /* 128-bit chunk c of u[i] now holds rows 4i..4i+3 summed over chunk c. */
-    __m512i w1, w2;
-    if (type == PG_TYPE_Q8_0) { /* chunks 0,1: block j; 2,3: block j+1 */
-        w1 = _mm512_add_epi32(_mm512_shuffle_i32x4(u[0], u[1], 0x88), _mm512_shuffle_i32x4(u[0], u[1], 0xDD));
-        w2 = _mm512_add_epi32(_mm512_shuffle_i32x4(u[2], u[3], 0x88), _mm512_shuffle_i32x4(u[2], u[3], 0xDD));
-    } else { /* chunks 0,2: block j; 1,3: block j+1 */
-        w1 = _mm512_add_epi32(_mm512_shuffle_i32x4(u[0], u[1], 0x44), _mm512_shuffle_i32x4(u[0], u[1], 0xEE));
-        w2 = _mm512_add_epi32(_mm512_shuffle_i32x4(u[2], u[3], 0x44), _mm512_shuffle_i32x4(u[2], u[3], 0xEE));
-    }
-    /* w1: [j rows 0-3, j+1 rows 0-3, j rows 4-7, j+1 rows 4-7]; w2 likewise for 8-15. */
-    *out0 = _mm512_shuffle_i32x4(w1, w2, 0x88);
-    *out1 = _mm512_shuffle_i32x4(w1, w2, 0xDD);
-}
-
-ALWAYS_INLINE __m128i load_16(const uint8_t *p)
-{
-    return _mm_loadu_si128((const __m128i *)(const void *)p);
-}
-
-/* The 4-bit types' exact block sums for 16 rows, two rows per zmm: [row r
- * block j | j+1 | row r+1 block j | j+1], low nibbles against the blocks'
- * first 16 activations and high nibbles against the last 16, so each 128-bit
- * chunk sums one (row, block) in four lanes. Half the unpacking of one row
- * per zmm, and a shorter add tree. */
-ALWAYS_INLINE void rowwise_sums_q4(int type, int strided, const struct panel_rows *pr, size_t off,
-                                   size_t wbs, const uint8_t *xb, size_t xbs, __m512i *out0,
-                                   __m512i *out1)
-{
-    const size_t qo = type == PG_TYPE_Q4_0 ? 2 : 4;
-    const __m256i x0 = _mm256_loadu_si256((const __m256i *)(const void *)(xb + qo));
-    const __m256i x1 = _mm256_loadu_si256((const __m256i *)(const void *)(xb + xbs + qo));
-    /* [x0 lo16, x1 lo16] twice, and the same for the high 16. */
-    const __m256i xl = _mm256_permute2x128_si256(x0, x1, 0x20);
-    const __m256i xh = _mm256_permute2x128_si256(x0, x1, 0x31);
-    const __m512i xlo = _mm512_inserti64x4(_mm512_castsi256_si512(xl), xl, 1);
-    const __m512i xhi = _mm512_inserti64x4(_mm512_castsi256_si512(xh), xh, 1);
-    const __m512i nib = _mm512_set1_epi8(0x0F);
-    __m512i p[8];
-#pragma GCC unroll 8
-    for (int i = 0; i < 8; i++) {
-        const uint8_t *w0 = row_at(pr, strided, 2 * i) + off;
-        const uint8_t *w1 = row_at(pr, strided, 2 * i + 1) + off;
-        _mm_prefetch((const char *)(w0 + MM_PREFETCH_AHEAD), _MM_HINT_T0);
-        _mm_prefetch((const char *)(w1 + MM_PREFETCH_AHEAD), _MM_HINT_T0);
-        __m512i v = _mm512_castsi128_si512(load_16(w0 + qo));
-        v = _mm512_inserti32x4(v, load_16(w0 + wbs + qo), 1);
-        v = _mm512_inserti32x4(v, load_16(w1 + qo), 2);
-        v = _mm512_inserti32x4(v, load_16(w1 + wbs + qo), 3);
-        const __m512i lo = _mm512_and_si512(v, nib);
-        const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), nib);
-        p[i] = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), lo, xlo), hi, xhi);
-    }
-    /* Chunk c of p[i] is row 2i + c / 2, block j + c % 2. Two rounds of
-     * unpack-and-add leave chunk c, lane q of u[m] the sum for p[4m + q]. */
-    __m512i t[4], u[2];
-#pragma GCC unroll 4
-    for (int k = 0; k < 4; k++)
-        t[k] = _mm512_add_epi32(_mm512_unpacklo_epi32(p[2 * k], p[2 * k + 1]),
-                                _mm512_unpackhi_epi32(p[2 * k], p[2 * k + 1]));
-#pragma GCC unroll 2
-    for (int m = 0; m < 2; m++)
-        u[m] = _mm512_add_epi32(_mm512_unpacklo_epi64(t[2 * m], t[2 * m + 1]),
-                                _mm512_unpackhi_epi64(t[2 * m], t[2 * m + 1]));
-    /* Row R = 8m + 2q + c / 2 is lane 16m + 4c + q of the pair (u[0], u[1]). */
-    *out0 = _mm512_permutex2var_epi32(
-        u[0], _mm512_setr_epi32(0, 8, 1, 9, 2, 10, 3, 11, 16, 24, 17, 25, 18, 26, 19, 27), u[1]);
-    *out1 = _mm512_permutex2var_epi32(
-        u[0], _mm512_setr_epi32(4, 12, 5, 13, 6, 14, 7, 15, 20, 28, 21, 29, 22, 30, 23, 31), u[1]);
-}
-
-ALWAYS_INLINE void rowwise_pair(int type, int strided, const struct panel_rows *pr, size_t off,
-                                size_t wbs, const uint8_t *xb, size_t xbs, int32_t corr0,
-                                int32_t corr1, float dx0, float dx1, float sx0, float sx1,
-                                __m512 *acc)
-{
-    /* Scales (and minimums) of the 16 rows, as the transposed path reads them. */
-    const __m512i head0 = load_dwords_16(pr, strided, off);
-    const __m512i head1 = load_dwords_16(pr, strided, off + wbs);
-    __m512i s0, s1;
-    if (type == PG_TYPE_Q8_0) {
-        const __m512i xv = rowwise_acts(type, xb, xbs);
-        __m512i p[16];
-#pragma GCC unroll 16
-        for (int r = 0; r < PANEL_LANES; r++) {
-            const uint8_t *w = row_at(pr, strided, r) + off;
-            _mm_prefetch((const char *)(w + MM_PREFETCH_AHEAD), _MM_HINT_T0);
-            p[r] = _mm512_dpbusd_epi32(_mm512_setzero_si512(), rowwise_weights(type, w, wbs), xv);
+    uint16_t v[32];
+    const int bw = (int)(w_block_size(type) / 2); /* block size in words */
+    for (int half = 0; half < 2; half++) {
+        for (int i = 0; i < 32; i++) {
+            const int c = i / 8, t = i % 8;
+            int s;
+            if (type == PG_TYPE_Q8_0) {
+                /* first halves from (w, w+64), second from (w+8, w+72) */
+                s = bw * c + 1 + 8 * half + t;
+                v[i] = (uint16_t)(half ? s - 4 : s);
+            } else {
+                /* quant words from w, then from w + the group's tail */
+                const int qw = type == PG_TYPE_Q4_0 ? 1 : 2, tail = type == PG_TYPE_Q4_0 ? 4 : 8;
+                s = bw * c + qw + t;
+                v[i] = (uint16_t)(s < 32 ? s : 32 + s - tail);
+            }
         }
-        rowwise_reduce(type, p, &s0, &s1);
-    } else {
-        rowwise_sums_q4(type, strided, pr, off, wbs, xb, xbs, &s0, &s1);
+        ix->q[half] = idx_load(v);
     }
-    s0 = _mm512_sub_epi32(s0, _mm512_set1_epi32(corr0));
-    s1 = _mm512_sub_epi32(s1, _mm512_set1_epi32(corr1));
-    *acc = _mm512_fmadd_ps(_mm512_mul_ps(f16_low(head0), _mm512_set1_ps(dx0)), _mm512_cvtepi32_ps(s0), *acc);
-    if (has_min(type))
-        *acc = _mm512_fmadd_ps(f16_high(head0), _mm512_set1_ps(sx0), *acc);
-    *acc = _mm512_fmadd_ps(_mm512_mul_ps(f16_low(head1), _mm512_set1_ps(dx1)), _mm512_cvtepi32_ps(s1), *acc);
-    if (has_min(type))
-        *acc = _mm512_fmadd_ps(f16_high(head1), _mm512_set1_ps(sx1), *acc);
+    /* Scales of rows (2i, 2i+1): K words each at e * K + t. q8_0 first
+     * takes each row's four scales from (w, w+64) alone. */
+    const int K = has_min(type) ? 8 : 4;
+    memset(v, 0, sizeof v);
+    for (int e = 0; e < 2; e++)
+        for (int t = 0; t < K; t++) {
+            const int c = t % 4, m = t / 4;
+            if (type == PG_TYPE_Q8_0)
+                v[t] = (uint16_t)rg_head_word(type, t, 0); /* one row: A words < 32, B above */
+            else
+                v[e * K + t] = (uint16_t)(32 * e + rg_head_word(type, c, m));
+        }
+    ix->h = idx_load(v);
+    /* q4_1: rows 4m..4m+3 hold d at (row % 4) * 8 + c, m at +4; split into
+     * rows 8h..8h+7 of d (and of m) at (row % 8) * 4 + c. */
+    for (int m = 0; m < 2; m++) {
+        for (int i = 0; i < 32; i++) {
+            const int row = i / 4, c = i % 4;
+            v[i] = (uint16_t)(32 * (row / 4) + (row % 4) * 8 + 4 * m + c);
+        }
+        if (m == 0)
+            ix->gd = idx_load(v);
+        else
+            ix->gm = idx_load(v);
+    }
+    /* Last step: rows 0..7 at (row % 8) * 4 + c in the first source, 8..15
+     * in the second; out word 16 * (c & 1) + row. */
+    for (int pair = 0; pair < 2; pair++) {
+        for (int i = 0; i < 32; i++) {
+            const int c = 2 * pair + i / 16, row = i % 16;
+            v[i] = (uint16_t)(32 * (row / 8) + (row % 8) * 4 + c);
+        }
+        if (pair == 0)
+            ix->s01 = idx_load(v);
+        else
+            ix->s23 = idx_load(v);
+    }
+}
+
+static void rg_act_fill(int type, const uint8_t *x, int64_t g0, int64_t ng, struct rg_act *xa)
+{
+    const size_t xbs = has_min(type) ? sizeof(block_q8_1) : sizeof(block_q8_0);
+    const size_t qo = has_min(type) ? 4 : 2;
+    for (int64_t g = 0; g < ng; g++) {
+        memset(xa->init[g], 0, sizeof xa->init[g]);
+        for (int c = 0; c < RG_BLOCKS; c++) {
+            const int64_t j = g * RG_BLOCKS + c;
+            const uint8_t *xb = x + (size_t)((g0 + g) * RG_BLOCKS + c) * xbs;
+            memcpy(xa->lo[g] + 16 * c, xb + qo, 16);
+            memcpy(xa->hi[g] + 16 * c, xb + qo + 16, 16);
+            int32_t corr;
+            act_info_fill(type, xb, &corr, &xa->d[j], &xa->s[j]);
+            xa->init[g][4 * c] = -corr;
+        }
+    }
+}
+
+/* One row's group at w: its four blocks' halves as unsigned bytes, and the
+ * vectors its scales are taken from. */
+ALWAYS_INLINE void rg_row(int type, const uint8_t *w, const struct rg_idx *ix, __m512i *lo,
+                          __m512i *hi, __m512i *head)
+{
+    const __m512i a = _mm512_loadu_si512((const void *)w);
+    if (type == PG_TYPE_Q8_0) {
+        const __m512i b = _mm512_loadu_si512((const void *)(w + 64));
+        const __m512i flip = _mm512_set1_epi8((char)0x80);
+        *lo = _mm512_xor_si512(_mm512_permutex2var_epi16(a, ix->q[0], b), flip);
+        *hi = _mm512_xor_si512(_mm512_permutex2var_epi16(_mm512_loadu_si512((const void *)(w + 8)),
+                                                         ix->q[1],
+                                                         _mm512_loadu_si512((const void *)(w + 72))),
+                               flip);
+        *head = _mm512_permutex2var_epi16(a, ix->h, b);
+    } else {
+        const __m512i b = _mm512_loadu_si512((const void *)(w + (type == PG_TYPE_Q4_0 ? 8 : 16)));
+        const __m512i q = _mm512_permutex2var_epi16(a, ix->q[0], b);
+        const __m512i nib = _mm512_set1_epi8(0x0F);
+        *lo = _mm512_and_si512(q, nib);
+        *hi = _mm512_and_si512(_mm512_srli_epi16(q, 4), nib);
+        *head = a;
+    }
+}
+
+/* One group (4 blocks) of the panel's 16 rows, added to acc. */
+ALWAYS_INLINE void rg_group(int type, int strided, const struct panel_rows *pr, size_t off,
+                            size_t pf, const struct rg_act *xa, int64_t g,
+                            const struct rg_idx *ix, __m512 *acc)
+{
+    const __m512i xlo = _mm512_load_si512((const void *)xa->lo[g]);
+    const __m512i xhi = _mm512_load_si512((const void *)xa->hi[g]);
+    const __m512i init = _mm512_load_si512((const void *)xa->init[g]);
+    __m512i u[4], f[4];
+#pragma GCC unroll 4
+    for (int q = 0; q < 4; q++) {
+        __m512i t[2], e[2];
+#pragma GCC unroll 2
+        for (int p = 0; p < 2; p++) {
+            __m512i sum[2], head[2];
+#pragma GCC unroll 2
+            for (int i = 0; i < 2; i++) {
+                const uint8_t *w = row_at(pr, strided, 4 * q + 2 * p + i) + off;
+#pragma GCC unroll 3
+                for (size_t l = 0; l < (RG_BLOCKS * w_block_size(type) + 63) / 64; l++)
+                    _mm_prefetch((const char *)((uintptr_t)w + pf + 64 * l), _MM_HINT_T0);
+                __m512i lo, hi;
+                rg_row(type, w, ix, &lo, &hi, &head[i]);
+                sum[i] = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(init, lo, xlo), hi, xhi);
+            }
+            /* chunk c: [r0 q0+q2, r1 q0+q2, r0 q1+q3, r1 q1+q3] */
+            t[p] = _mm512_add_epi32(_mm512_unpacklo_epi32(sum[0], sum[1]),
+                                    _mm512_unpackhi_epi32(sum[0], sum[1]));
+            /* the two rows' scales at e * K + t */
+            e[p] = type == PG_TYPE_Q8_0 ? _mm512_unpacklo_epi64(head[0], head[1])
+                                        : _mm512_permutex2var_epi16(head[0], ix->h, head[1]);
+        }
+        /* chunk c: rows 4q..4q+3 of block c */
+        u[q] = _mm512_add_epi32(_mm512_unpacklo_epi64(t[0], t[1]), _mm512_unpackhi_epi64(t[0], t[1]));
+        f[q] = has_min(type) ? _mm512_inserti64x4(e[0], _mm512_castsi512_si256(e[1]), 1)
+                             : _mm512_inserti32x4(e[0], _mm512_castsi512_si128(e[1]), 1);
+    }
+    /* v[c]: block c, lane r = row r */
+    const __m512i y01a = _mm512_shuffle_i32x4(u[0], u[1], 0x44), y23a = _mm512_shuffle_i32x4(u[2], u[3], 0x44);
+    const __m512i y01b = _mm512_shuffle_i32x4(u[0], u[1], 0xEE), y23b = _mm512_shuffle_i32x4(u[2], u[3], 0xEE);
+    __m512i v[4];
+    v[0] = _mm512_shuffle_i32x4(y01a, y23a, 0x88);
+    v[1] = _mm512_shuffle_i32x4(y01a, y23a, 0xDD);
+    v[2] = _mm512_shuffle_i32x4(y01b, y23b, 0x88);
+    v[3] = _mm512_shuffle_i32x4(y01b, y23b, 0xDD);
+    /* scales (and minimums): 16 rows of blocks (0, 1) and (2, 3) as f16 */
+    __m512i sd[2], sm[2];
+    if (has_min(type)) {
+        const __m512i gd0 = _mm512_permutex2var_epi16(f[0], ix->gd, f[1]);
+        const __m512i gd1 = _mm512_permutex2var_epi16(f[2], ix->gd, f[3]);
+        const __m512i gm0 = _mm512_permutex2var_epi16(f[0], ix->gm, f[1]);
+        const __m512i gm1 = _mm512_permutex2var_epi16(f[2], ix->gm, f[3]);
+        sd[0] = _mm512_permutex2var_epi16(gd0, ix->s01, gd1);
+        sd[1] = _mm512_permutex2var_epi16(gd0, ix->s23, gd1);
+        sm[0] = _mm512_permutex2var_epi16(gm0, ix->s01, gm1);
+        sm[1] = _mm512_permutex2var_epi16(gm0, ix->s23, gm1);
+    } else {
+        const __m512i g0 = _mm512_inserti64x4(f[0], _mm512_castsi512_si256(f[1]), 1);
+        const __m512i g1 = _mm512_inserti64x4(f[2], _mm512_castsi512_si256(f[3]), 1);
+        sd[0] = _mm512_permutex2var_epi16(g0, ix->s01, g1);
+        sd[1] = _mm512_permutex2var_epi16(g0, ix->s23, g1);
+        sm[0] = sm[1] = sd[0];
+    }
+    const float *dx = xa->d + g * RG_BLOCKS, *sx = xa->s + g * RG_BLOCKS;
+#pragma GCC unroll 4
+    for (int c = 0; c < RG_BLOCKS; c++) {
+        const __m512i sdc = sd[c >> 1], smc = sm[c >> 1];
+        const __m256i dh = (c & 1) ? _mm512_extracti64x4_epi64(sdc, 1) : _mm512_castsi512_si256(sdc);
+        *acc = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtph_ps(dh), _mm512_set1_ps(dx[c])),
+                               _mm512_cvtepi32_ps(v[c]), *acc);
+        if (has_min(type)) {
+            const __m256i mh = (c & 1) ? _mm512_extracti64x4_epi64(smc, 1) : _mm512_castsi512_si256(smc);
+            *acc = _mm512_fmadd_ps(_mm512_cvtph_ps(mh), _mm512_set1_ps(sx[c]), *acc);
+        }
+    }
+}
+
+/* Groups g0..g0+ng-1 of one panel (and, after the last segment, the blocks
+ * that do not fill a group, one at a time as panel_run_one does them). */
+ALWAYS_INLINE void rg_panel(int type, int strided, const struct gemm_args *a,
+                            const struct panel_rows *pr, int64_t base, __mmask16 rows_out,
+                            int64_t g0, int64_t ng, int last, const struct rg_act *xa,
+                            const struct rg_idx *ix)
+{
+    const size_t wbs = w_block_size(type);
+    const size_t xbs = has_min(type) ? sizeof(block_q8_1) : sizeof(block_q8_0);
+    __m512 acc = g0 == 0 ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(rows_out, a->y + base);
+    /* Each row of a panel is a short stream that the hardware prefetchers
+     * pick up late, 16 of them at once: the group's lines of the next
+     * panel's rows are fetched instead, a whole panel ahead (past the last
+     * panel it fetches unused lines, which never faults). */
+    const size_t pf = strided ? PANEL_LANES * pr->s : RG_PREFETCH;
+    for (int64_t g = 0; g < ng; g++)
+        rg_group(type, strided, pr, (size_t)((g0 + g) * RG_BLOCKS) * wbs, pf, xa, g, ix, &acc);
+    for (int64_t j = (g0 + ng) * RG_BLOCKS; last && j < a->k / 32; j++) {
+        struct panel_block blk;
+        panel_unpack(type, pr, strided, (size_t)j * wbs, &blk);
+        const uint8_t *xb = a->x + (size_t)j * xbs;
+        int32_t corr[1][SEG_BLOCKS];
+        float dx[1][SEG_BLOCKS], sx[1][SEG_BLOCKS];
+        act_info_fill(type, xb, &corr[0][0], &dx[0][0], &sx[0][0]);
+        panel_pass(type, 1, &blk, 1, &xb, corr, dx, sx, &acc);
+    }
+    _mm512_mask_storeu_ps(a->y + base, rows_out, acc);
 }
 
 /* One activation row: no reuse, so each block is unpacked into registers
@@ -467,18 +574,10 @@ ALWAYS_INLINE void panel_run_one(int type, int strided, const struct gemm_args *
     const size_t xbs = has_min(type) ? sizeof(block_q8_1) : sizeof(block_q8_0);
     const int64_t nb = a->k / 32;
     __m512 acc = _mm512_setzero_ps();
-    for (int64_t j = 0; j < nb;) {
+    for (int64_t j = 0; j < nb; j++) {
         const size_t off = (size_t)j * wbs;
-        if (ai && rowwise_type(type) && j + 1 < nb) {
-            const int32_t *corr = &ai->corr[0][0];
-            const float *dx = &ai->d[0][0], *sx = &ai->s[0][0];
-            rowwise_pair(type, strided, pr, off, wbs, a->x + (size_t)j * xbs, xbs, corr[j],
-                         corr[j + 1], dx[j], dx[j + 1], sx[j], sx[j + 1], &acc);
-            j += 2;
-            continue;
-        }
-        if (((off + wbs) ^ off) & 64) /* once per cache line */
-            prefetch_rows(pr, strided, off);
+        if (((off + wbs) ^ off) & 64) /* once per cache line: the next panel's (see rg_panel) */
+            prefetch_rows_ahead(pr, strided, off, strided ? PANEL_LANES * pr->s : MM_PREFETCH_AHEAD);
         struct panel_block blk;
         panel_unpack(type, pr, strided, off, &blk);
         const uint8_t *xb = a->x + (size_t)j * xbs;
@@ -492,7 +591,6 @@ ALWAYS_INLINE void panel_run_one(int type, int strided, const struct gemm_args *
             act_info_fill(type, xb, &corr[0][0], &dx[0][0], &sx[0][0]);
         }
         panel_pass(type, 1, &blk, 1, &xb, corr, dx, sx, &acc);
-        j++;
     }
     _mm512_mask_storeu_ps(a->y + base, rows_out, acc);
 }
@@ -549,9 +647,39 @@ ALWAYS_INLINE void panel_run_seg(int type, int strided, const struct gemm_args *
         }                                                                                   \
     } while (0)
 
+/* b = 1 for q4_0, q4_1, q8_0: the activation row in segments, every panel
+ * continuing from the sums the previous segment stored in y. */
+ALWAYS_INLINE void gemm_row_groups(int type, const struct gemm_args *a)
+{
+    struct rg_act xa;
+    struct rg_idx ix;
+    rg_idx_init(type, &ix);
+    const int64_t ngt = a->k / 32 / RG_BLOCKS;
+    int64_t g0 = 0;
+    do {
+        const int64_t ng = ngt - g0 < RG_SEG_GROUPS ? ngt - g0 : RG_SEG_GROUPS;
+        const int last = g0 + ng >= ngt;
+        rg_act_fill(type, a->x, g0, ng, &xa);
+#define RUN_RG(strided, pr, base, out)                                                       \
+    do {                                                                                    \
+        if (strided)                                                                        \
+            rg_panel(type, 1, a, pr, base, out, g0, ng, last, &xa, &ix);                    \
+        else                                                                                \
+            rg_panel(type, 0, a, pr, base, out, g0, ng, last, &xa, &ix);                    \
+    } while (0)
+        FOR_EACH_PANEL(type, a, RUN_RG);
+#undef RUN_RG
+        g0 += ng;
+    } while (g0 < ngt);
+}
+
 ALWAYS_INLINE void gemm_panels(int type, const struct gemm_args *a)
 {
     struct act_info ai;
+    if (a->b == 1 && row_group_type(type)) {
+        gemm_row_groups(type, a);
+        return;
+    }
     if (a->b == 1) {
         /* The row's block info once for all panels, when it fits. */
         const int64_t nb1 = a->k / 32;
