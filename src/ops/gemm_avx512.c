@@ -819,9 +819,63 @@ ALWAYS_INLINE void ftile(int type, int R, int C, const struct gemm_args *a, int6
             a->y[(c0 + c) * a->y_stride + r0 + r] = _mm512_reduce_add_ps(acc[r][c]);
 }
 
-GEMM_TILED(gemm_f32_avx512, ftile, PG_TYPE_F32)
-GEMM_TILED(gemm_f16_avx512, ftile, PG_TYPE_F16)
-GEMM_TILED(gemm_bf16_avx512, ftile, PG_TYPE_BF16)
+/* One activation row against up to FVEC_ROWS weight rows. Each row's sum is
+ * built exactly as ftile builds it (one fused multiply-add per 16 elements,
+ * in order, then the same lane sum), so results match any batch. More rows
+ * in flight than a tile has, and the next rows prefetched a line at a time:
+ * each row is a short stream the hardware prefetchers catch late. */
+#define FVEC_ROWS 8
+ALWAYS_INLINE void fvec(int type, int R, const struct gemm_args *a, int64_t r0)
+{
+    const uint8_t *wr[FVEC_ROWS];
+    __m512 acc[FVEC_ROWS];
+#pragma GCC unroll 8
+    for (int r = 0; r < R; r++) {
+        wr[r] = a->w + (size_t)(r0 + r) * a->w_stride;
+        acc[r] = _mm512_setzero_ps();
+    }
+    const size_t es = type == PG_TYPE_F32 ? 4 : 2;
+    const uintptr_t ahead = (uintptr_t)R * a->w_stride;
+    int64_t kk = 0;
+    for (; kk + 16 <= a->k; kk += 16) {
+        if (es == 4 || (kk & 31) == 0)
+#pragma GCC unroll 8
+            for (int r = 0; r < R; r++)
+                _mm_prefetch((const char *)((uintptr_t)wr[r] + ahead + (uintptr_t)kk * es),
+                             _MM_HINT_T0);
+        const __m512 x = load_float16(type, a->x, kk, 0xFFFF, 1);
+#pragma GCC unroll 8
+        for (int r = 0; r < R; r++)
+            acc[r] = _mm512_fmadd_ps(load_float16(type, wr[r], kk, 0xFFFF, 1), x, acc[r]);
+    }
+    if (kk < a->k) {
+        const __mmask16 m = (__mmask16)((1u << (a->k - kk)) - 1);
+        const __m512 x = load_float16(type, a->x, kk, m, 0);
+        for (int r = 0; r < R; r++)
+            acc[r] = _mm512_fmadd_ps(load_float16(type, wr[r], kk, m, 0), x, acc[r]);
+    }
+#pragma GCC unroll 8
+    for (int r = 0; r < R; r++)
+        a->y[r0 + r] = _mm512_reduce_add_ps(acc[r]);
+}
+
+#define GEMM_FLOAT(name, type)                                                              \
+    GEMM_TILED(name##_tiled, ftile, type)                                                   \
+    static void name(const struct gemm_args *a)                                             \
+    {                                                                                       \
+        if (a->b != 1) {                                                                    \
+            name##_tiled(a);                                                                \
+            return;                                                                         \
+        }                                                                                   \
+        int64_t r = 0;                                                                      \
+        for (; r + FVEC_ROWS <= a->n; r += FVEC_ROWS)                                       \
+            fvec(type, FVEC_ROWS, a, r);                                                    \
+        for (; r < a->n; r++)                                                               \
+            fvec(type, 1, a, r);                                                            \
+    }
+GEMM_FLOAT(gemm_f32_avx512, PG_TYPE_F32)
+GEMM_FLOAT(gemm_f16_avx512, PG_TYPE_F16)
+GEMM_FLOAT(gemm_bf16_avx512, PG_TYPE_BF16)
 
 /* ---- activation converters ---- */
 
