@@ -196,6 +196,19 @@ static double be_round(pagoda_engine *e, int32_t **prompts, const int *n_prompt,
     return failed ? -1 : pagoda_now() - t0;
 }
 
+/* Starts the engine for either mode; Ctrl-C then ends the run early. */
+static int be_open(pagoda_engine_options *o, const char *path, pagoda_engine **e,
+                   pagoda_model_info *mi)
+{
+    char err[512];
+    o->model_path = path;
+    if (pagoda_engine_create(o, e, err, sizeof err))
+        return cli_fail("bench engine: %s", err);
+    signal(SIGINT, cli_on_sigint);
+    pagoda_engine_model_info(*e, mi);
+    return 0;
+}
+
 /* ---- single-sequence tests (ppP, tgN) ---- */
 
 struct bt_test {
@@ -322,14 +335,11 @@ static int be_tests(pagoda_engine_options *o, const char *path, const int *pp, i
         max_ctx = tg[i] + 1 > max_ctx ? tg[i] + 1 : max_ctx;
     o->n_ctx = max_ctx;
     o->prefix_cache = 0; /* every repetition computes its whole prompt */
-    o->model_path = path;
     char err[512];
     pagoda_engine *e;
-    if (pagoda_engine_create(o, &e, err, sizeof err))
-        return cli_fail("bench engine: %s", err);
-    signal(SIGINT, cli_on_sigint);
     pagoda_model_info mi;
-    pagoda_engine_model_info(e, &mi);
+    if (be_open(o, path, &e, &mi))
+        return 1;
     pagoda_stats st;
     pagoda_engine_stats(e, &st);
     const char *isa = cpu_isa_name(cpu_isa_get());
@@ -416,16 +426,13 @@ static int be_serving(pagoda_engine_options *o, const char *path, const int *lev
     if (prefix + 16 + n_gen > need_ctx)
         need_ctx = prefix + 16 + n_gen;
     o->n_ctx = (int)need_ctx;
-    o->model_path = path;
     if (max_level > 64)
         o->max_running = max_level;
     char err[512];
     pagoda_engine *e;
-    if (pagoda_engine_create(o, &e, err, sizeof err))
-        return cli_fail("bench engine: %s", err);
-    signal(SIGINT, cli_on_sigint);
     pagoda_model_info mi;
-    pagoda_engine_model_info(e, &mi);
+    if (be_open(o, path, &e, &mi))
+        return 1;
     pagoda_stats st0;
     pagoda_engine_stats(e, &st0);
     const double block_mib =
