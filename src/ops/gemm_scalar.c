@@ -8,6 +8,7 @@
  * Every (weight row, activation row) pair is computed by the same function
  * alone, so results never depend on how many rows a call holds.
  */
+#include <math.h>
 #include <string.h>
 
 #include "ops/kernels.h"
@@ -57,7 +58,8 @@ static float dot_bf16(const pg_bf16 *w, const pg_bf16 *x, int64_t k)
     return lanes_sum8(acc);
 }
 
-/* ---- block types: integer dot per block, then sum += (dw*dx) * isum ---- */
+/* ---- block types ----
+ * q4_0: an exact integer dot per block, then sum = fma(dw*dx, isum, sum). */
 
 static float dot_q4_0(const block_q4_0 *w, const block_q8_0 *x, int64_t nb)
 {
@@ -68,24 +70,46 @@ static float dot_q4_0(const block_q4_0 *w, const block_q8_0 *x, int64_t nb)
             isum += ((w[i].qs[j] & 0x0F) - 8) * x[i].qs[j];
             isum += ((w[i].qs[j] >> 4) - 8) * x[i].qs[j + QK4_0 / 2];
         }
-        sum += (f16_to_f32(w[i].d) * f16_to_f32(x[i].d)) * (float)isum;
+        sum = fmaf(f16_to_f32(w[i].d) * f16_to_f32(x[i].d), (float)isum, sum);
     }
     return sum;
 }
 
+/* The other block types keep eight lanes, lane l taking elements 4l..4l+3
+ * of every block: an exact integer sum per lane and block, then
+ * lane = fma(dw*dx, (float)sum, lane) block after block, and the lanes added
+ * as ((0+4)+(2+6))+((1+5)+(3+7)) at the end. That is the order of the usual
+ * CPU inference path's 256-bit kernels for these types; q4_0 above follows
+ * the same path's repacked q4_0 layout, which finishes each block's sum
+ * before its float step. The minimum terms of q4_1 / q5_1 run in a separate
+ * fused chain added last. On small models a last-bit difference in a dot
+ * moves a later 8-bit activation code and logits by a few hundredths, so the
+ * order is kept exactly. */
+
+static void lanes_block(float acc[8], float d, const int32_t lane[8])
+{
+    for (int l = 0; l < 8; l++)
+        acc[l] = fmaf(d, (float)lane[l], acc[l]);
+}
+
+static float lanes_hsum8(const float acc[8])
+{
+    return ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]));
+}
+
 static float dot_q4_1(const block_q4_1 *w, const block_q8_1 *x, int64_t nb)
 {
-    float sum = 0.0f;
+    float acc[8] = {0}, mins = 0.0f;
     for (int64_t i = 0; i < nb; i++) {
-        int isum = 0;
+        int32_t lane[8] = {0};
         for (int j = 0; j < QK4_1 / 2; j++) {
-            isum += (w[i].qs[j] & 0x0F) * x[i].qs[j];
-            isum += (w[i].qs[j] >> 4) * x[i].qs[j + QK4_1 / 2];
+            lane[j / 4] += (w[i].qs[j] & 0x0F) * x[i].qs[j];
+            lane[4 + j / 4] += (w[i].qs[j] >> 4) * x[i].qs[j + QK4_1 / 2];
         }
-        sum += (f16_to_f32(w[i].d) * f16_to_f32(x[i].d)) * (float)isum;
-        sum += f16_to_f32(w[i].m) * f16_to_f32(x[i].s);
+        mins = fmaf(f16_to_f32(w[i].m), f16_to_f32(x[i].s), mins);
+        lanes_block(acc, f16_to_f32(w[i].d) * f16_to_f32(x[i].d), lane);
     }
-    return sum;
+    return lanes_hsum8(acc) + mins;
 }
 
 static uint32_t load_qh(const uint8_t *qh)
@@ -93,49 +117,55 @@ static uint32_t load_qh(const uint8_t *qh)
     return (uint32_t)qh[0] | (uint32_t)qh[1] << 8 | (uint32_t)qh[2] << 16 | (uint32_t)qh[3] << 24;
 }
 
+/* q5_0 and q5_1 codes (0..31) of one block. */
+static void q5_codes(const uint8_t *qs, const uint8_t *qhp, int q[32])
+{
+    const uint32_t qh = load_qh(qhp);
+    for (int j = 0; j < 16; j++) {
+        q[j] = (qs[j] & 0x0F) | (int)((qh >> j) & 1) << 4;
+        q[j + 16] = (qs[j] >> 4) | (int)((qh >> (j + 16)) & 1) << 4;
+    }
+}
+
 static float dot_q5_0(const block_q5_0 *w, const block_q8_0 *x, int64_t nb)
 {
-    float sum = 0.0f;
+    float acc[8] = {0};
     for (int64_t i = 0; i < nb; i++) {
-        const uint32_t qh = load_qh(w[i].qh);
-        int isum = 0;
-        for (int j = 0; j < QK5_0 / 2; j++) {
-            const int lo = (w[i].qs[j] & 0x0F) | (int)((qh >> j) & 1) << 4;
-            const int hi = (w[i].qs[j] >> 4) | (int)((qh >> (j + 16)) & 1) << 4;
-            isum += (lo - 16) * x[i].qs[j] + (hi - 16) * x[i].qs[j + QK5_0 / 2];
-        }
-        sum += (f16_to_f32(w[i].d) * f16_to_f32(x[i].d)) * (float)isum;
+        int q[32];
+        int32_t lane[8] = {0};
+        q5_codes(w[i].qs, w[i].qh, q);
+        for (int j = 0; j < QK5_0; j++)
+            lane[j / 4] += (q[j] - 16) * x[i].qs[j];
+        lanes_block(acc, f16_to_f32(w[i].d) * f16_to_f32(x[i].d), lane);
     }
-    return sum;
+    return lanes_hsum8(acc);
 }
 
 static float dot_q5_1(const block_q5_1 *w, const block_q8_1 *x, int64_t nb)
 {
-    float sum = 0.0f;
+    float acc[8] = {0}, mins = 0.0f;
     for (int64_t i = 0; i < nb; i++) {
-        const uint32_t qh = load_qh(w[i].qh);
-        int isum = 0;
-        for (int j = 0; j < QK5_1 / 2; j++) {
-            const int lo = (w[i].qs[j] & 0x0F) | (int)((qh >> j) & 1) << 4;
-            const int hi = (w[i].qs[j] >> 4) | (int)((qh >> (j + 16)) & 1) << 4;
-            isum += lo * x[i].qs[j] + hi * x[i].qs[j + QK5_1 / 2];
-        }
-        sum += (f16_to_f32(w[i].d) * f16_to_f32(x[i].d)) * (float)isum;
-        sum += f16_to_f32(w[i].m) * f16_to_f32(x[i].s);
+        int q[32];
+        int32_t lane[8] = {0};
+        q5_codes(w[i].qs, w[i].qh, q);
+        for (int j = 0; j < QK5_1; j++)
+            lane[j / 4] += q[j] * x[i].qs[j];
+        mins = fmaf(f16_to_f32(w[i].m), f16_to_f32(x[i].s), mins);
+        lanes_block(acc, f16_to_f32(w[i].d) * f16_to_f32(x[i].d), lane);
     }
-    return sum;
+    return lanes_hsum8(acc) + mins;
 }
 
 static float dot_q8_0(const block_q8_0 *w, const block_q8_0 *x, int64_t nb)
 {
-    float sum = 0.0f;
+    float acc[8] = {0};
     for (int64_t i = 0; i < nb; i++) {
-        int isum = 0;
+        int32_t lane[8] = {0};
         for (int j = 0; j < QK8_0; j++)
-            isum += w[i].qs[j] * x[i].qs[j];
-        sum += (f16_to_f32(w[i].d) * f16_to_f32(x[i].d)) * (float)isum;
+            lane[j / 4] += w[i].qs[j] * x[i].qs[j];
+        lanes_block(acc, f16_to_f32(w[i].d) * f16_to_f32(x[i].d), lane);
     }
-    return sum;
+    return lanes_hsum8(acc);
 }
 
 /* One weight row against every activation row while the row is in cache. */

@@ -1,13 +1,23 @@
 /*
  * gemm_scalar_k.c: the portable kernels for the k-quant weight types (q2_K,
  * q3_K, q4_K, q5_K, q6_K) against q8_K activations, and the reference q8_K
- * activation converter. They define the numerics the SIMD files approach:
- * per 256-value block an exact integer dot per group (scale times codes dot
- * activations, the mins or code offsets taken back through the activation
- * group sums), then one float update per block, in block order.
+ * activation converter. They define the numerics the SIMD files reproduce
+ * bit for bit, which are those of the usual CPU inference path for these
+ * files (its 256-bit kernels): a block's values are spread over eight lanes,
+ * lane l taking the values whose index modulo 32 is 4l..4l+3; each lane gets
+ * an exact integer sum of scale * code * activation, and per block the lane
+ * is updated with one fused multiply-add, lane = fma(d, (float)sum, lane),
+ * d = (activation scale) * (weight scale). Minimum terms (q2_K, q4_K, q5_K)
+ * go through the activations' group sums with their own fused steps (see
+ * each type). At the end the lanes are added as ((0+4)+(2+6))+((1+5)+(3+7)).
+ * On these small random models a last-bit difference in a dot product is
+ * enough to move an 8-bit activation code one step later, and logits by a
+ * few hundredths, so the order is kept exactly.
  * Every (weight row, activation row) pair is computed by one function alone,
  * so results never depend on how many rows a call holds.
  */
+#include <math.h>
+
 #include "ops/kernels.h"
 #include "ops/quants.h"
 
@@ -32,121 +42,157 @@ static void kq_q3_scales(const uint8_t *p, int sc[16])
     }
 }
 
+/* The lanes of one block: lane[(e % 32) / 4] += sc[e / 16] * q[e] * a[e]. */
+static void kq_lanes(const int8_t *q, const int sc[16], const int8_t *a, int32_t lane[8])
+{
+    for (int l = 0; l < 8; l++)
+        lane[l] = 0;
+    for (int e = 0; e < QK_K; e++)
+        lane[(e % 32) / 4] += sc[e / 16] * q[e] * a[e];
+}
+
+static void kq_fma_lanes(float acc[8], float d, const int32_t lane[8])
+{
+    for (int l = 0; l < 8; l++)
+        acc[l] = fmaf(d, (float)lane[l], acc[l]);
+}
+
+static float kq_lanes_sum(const float acc[8])
+{
+    return ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]));
+}
+
+/* Sums of the activations over the eight groups of 32. */
+static void kq_sums32(const block_q8_K *x, int s[8])
+{
+    for (int g = 0; g < 8; g++)
+        s[g] = x->bsums[2 * g] + x->bsums[2 * g + 1];
+}
+
 static float dot_q2_K(const block_q2_K *w, const block_q8_K *x, int64_t nb)
 {
-    float sum = 0.0f;
+    float acc[8] = {0};
     for (int64_t i = 0; i < nb; i++) {
-        int32_t isum = 0, imin = 0;
-        for (int g = 0; g < 16; g++) {
-            /* Group g: half g / 8, bit pair (g / 2) % 4, bytes 16 * (g % 2) on. */
-            const uint8_t *q = w[i].qs + 32 * (g / 8) + 16 * (g % 2);
-            const int shift = 2 * ((g / 2) % 4);
-            const int8_t *a = x[i].qs + 16 * g;
-            int32_t dot = 0;
-            for (int l = 0; l < 16; l++)
-                dot += ((q[l] >> shift) & 3) * a[l];
-            isum += (w[i].scales[g] & 0x0F) * dot;
-            imin += (w[i].scales[g] >> 4) * x[i].bsums[g];
-        }
-        const float d = x[i].d * f16_to_f32(w[i].d), dm = x[i].d * f16_to_f32(w[i].dmin);
-        sum += d * (float)isum - dm * (float)imin;
+        int8_t q[QK_K];
+        int sc[16];
+        for (int e = 0; e < QK_K; e++)
+            q[e] = (int8_t)((w[i].qs[32 * (e / 128) + e % 32] >> (2 * ((e % 128) / 32))) & 3);
+        for (int g = 0; g < 16; g++)
+            sc[g] = w[i].scales[g] & 0x0F;
+        const float d = x[i].d * f16_to_f32(w[i].d);
+        const float dmin = -x[i].d * f16_to_f32(w[i].dmin);
+        /* Minimums first: lane l holds groups 2l and 2l+1. */
+        int32_t lane[8];
+        for (int l = 0; l < 8; l++)
+            lane[l] = (w[i].scales[2 * l] >> 4) * x[i].bsums[2 * l] +
+                      (w[i].scales[2 * l + 1] >> 4) * x[i].bsums[2 * l + 1];
+        kq_fma_lanes(acc, dmin, lane);
+        kq_lanes(q, sc, x[i].qs, lane);
+        kq_fma_lanes(acc, d, lane);
     }
-    return sum;
+    return kq_lanes_sum(acc);
 }
 
 static float dot_q3_K(const block_q3_K *w, const block_q8_K *x, int64_t nb)
 {
-    float sum = 0.0f;
+    float acc[8] = {0};
     for (int64_t i = 0; i < nb; i++) {
+        int8_t q[QK_K];
         int sc[16];
         kq_q3_scales(w[i].scales, sc);
-        int32_t isum = 0;
-        for (int g = 0; g < 16; g++) {
-            const int off = 16 * (g % 2);
-            const uint8_t *q = w[i].qs + 32 * (g / 8) + off;
-            const uint8_t *hm = w[i].hmask + off;
-            const int shift = 2 * ((g / 2) % 4), hbit = g / 2;
-            const int8_t *a = x[i].qs + 16 * g;
-            /* Codes as 0..7 (a missing high bit means -4), the offset taken
-             * back through the group's activation sum. */
-            int32_t dot = 0;
-            for (int l = 0; l < 16; l++)
-                dot += (((q[l] >> shift) & 3) | (((hm[l] >> hbit) & 1) << 2)) * a[l];
-            isum += sc[g] * (dot - 4 * x[i].bsums[g]);
+        for (int e = 0; e < QK_K; e++) {
+            const int s = (e % 128) / 32;
+            const int low = (w[i].qs[32 * (e / 128) + e % 32] >> (2 * s)) & 3;
+            const int high = (w[i].hmask[e % 32] >> (4 * (e / 128) + s)) & 1;
+            q[e] = (int8_t)(low + 4 * high - 4);
         }
-        const float d = x[i].d * f16_to_f32(w[i].d);
-        sum += d * (float)isum;
+        int32_t lane[8];
+        kq_lanes(q, sc, x[i].qs, lane);
+        kq_fma_lanes(acc, x[i].d * f16_to_f32(w[i].d), lane);
     }
-    return sum;
+    return kq_lanes_sum(acc);
+}
+
+/* Codes of q4_K (hbits NULL) and q5_K: 32-value groups, the low nibbles
+ * of 32 bytes then their high nibbles. */
+static void kq_q45_codes(const uint8_t *qs, const uint8_t *hbits, int8_t q[QK_K])
+{
+    for (int e = 0; e < QK_K; e++) {
+        int v = (qs[32 * (e / 64) + e % 32] >> (4 * ((e % 64) / 32))) & 0x0F;
+        if (hbits)
+            v |= ((hbits[e % 32] >> (e / 32)) & 1) << 4;
+        q[e] = (int8_t)v;
+    }
 }
 
 static float dot_q4_K(const block_q4_K *w, const block_q8_K *x, int64_t nb)
 {
-    float sum = 0.0f;
+    float acc[8] = {0}, accm[4] = {0};
     for (int64_t i = 0; i < nb; i++) {
-        int sc[8], mn[8];
-        kq_scales_mins(w[i].scales, sc, mn);
-        int32_t isum = 0, imin = 0;
-        for (int g = 0; g < 8; g++) {
-            const uint8_t *q = w[i].qs + 32 * (g / 2);
-            const int shift = 4 * (g % 2);
-            const int8_t *a = x[i].qs + 32 * g;
-            int32_t dot = 0;
-            for (int l = 0; l < 32; l++)
-                dot += ((q[l] >> shift) & 0x0F) * a[l];
-            isum += sc[g] * dot;
-            imin += mn[g] * (x[i].bsums[2 * g] + x[i].bsums[2 * g + 1]);
-        }
-        const float d = x[i].d * f16_to_f32(w[i].d), dm = x[i].d * f16_to_f32(w[i].dmin);
-        sum += d * (float)isum - dm * (float)imin;
+        int8_t q[QK_K];
+        int sc8[8], mn[8], sc[16], s32[8];
+        kq_scales_mins(w[i].scales, sc8, mn);
+        for (int g = 0; g < 16; g++)
+            sc[g] = sc8[g / 2];
+        kq_q45_codes(w[i].qs, NULL, q);
+        kq_sums32(&x[i], s32);
+        const float d = x[i].d * f16_to_f32(w[i].d);
+        const float dmin = -x[i].d * f16_to_f32(w[i].dmin);
+        /* Minimums in four lanes of their own, lane k taking groups 2k, 2k+1. */
+        for (int k = 0; k < 4; k++)
+            accm[k] = fmaf(dmin, (float)(mn[2 * k] * s32[2 * k] + mn[2 * k + 1] * s32[2 * k + 1]),
+                           accm[k]);
+        int32_t lane[8];
+        kq_lanes(q, sc, x[i].qs, lane);
+        kq_fma_lanes(acc, d, lane);
     }
-    return sum;
+    return kq_lanes_sum(acc) + ((accm[0] + accm[2]) + (accm[1] + accm[3]));
 }
 
 static float dot_q5_K(const block_q5_K *w, const block_q8_K *x, int64_t nb)
 {
-    float sum = 0.0f;
+    float acc[8] = {0}, mins = 0.0f;
     for (int64_t i = 0; i < nb; i++) {
-        int sc[8], mn[8];
-        kq_scales_mins(w[i].scales, sc, mn);
-        int32_t isum = 0, imin = 0;
-        for (int g = 0; g < 8; g++) {
-            const uint8_t *q = w[i].qs + 32 * (g / 2);
-            const int shift = 4 * (g % 2);
-            const int8_t *a = x[i].qs + 32 * g;
-            int32_t dot = 0;
-            for (int l = 0; l < 32; l++)
-                dot += (((q[l] >> shift) & 0x0F) | (((w[i].qh[l] >> g) & 1) << 4)) * a[l];
-            isum += sc[g] * dot;
-            imin += mn[g] * (x[i].bsums[2 * g] + x[i].bsums[2 * g + 1]);
-        }
-        const float d = x[i].d * f16_to_f32(w[i].d), dm = x[i].d * f16_to_f32(w[i].dmin);
-        sum += d * (float)isum - dm * (float)imin;
+        int8_t q[QK_K];
+        int sc8[8], mn[8], sc[16], s32[8];
+        kq_scales_mins(w[i].scales, sc8, mn);
+        for (int g = 0; g < 16; g++)
+            sc[g] = sc8[g / 2];
+        kq_q45_codes(w[i].qs, w[i].qh, q);
+        kq_sums32(&x[i], s32);
+        const float d = x[i].d * f16_to_f32(w[i].d);
+        const float dmin = -x[i].d * f16_to_f32(w[i].dmin);
+        /* Minimums: one exact integer per block, one fused step. */
+        int32_t m = 0;
+        for (int g = 0; g < 8; g++)
+            m += mn[g] * s32[g];
+        mins = fmaf(dmin, (float)m, mins);
+        int32_t lane[8];
+        kq_lanes(q, sc, x[i].qs, lane);
+        kq_fma_lanes(acc, d, lane);
     }
-    return sum;
+    return kq_lanes_sum(acc) + mins;
 }
 
 static float dot_q6_K(const block_q6_K *w, const block_q8_K *x, int64_t nb)
 {
-    float sum = 0.0f;
+    float acc[8] = {0};
     for (int64_t i = 0; i < nb; i++) {
-        int32_t isum = 0;
-        for (int g = 0; g < 16; g++) {
-            /* Group g: half h, quarter t of it, bytes 16 * (g % 2) on. */
-            const int h = g / 8, t = (g / 2) % 4, off = 16 * (g % 2);
-            const uint8_t *ql = w[i].ql + 64 * h + 32 * (t & 1) + off;
-            const uint8_t *qh = w[i].qh + 32 * h + off;
-            const int lshift = t < 2 ? 0 : 4;
-            const int8_t *a = x[i].qs + 16 * g;
-            int32_t dot = 0;
-            for (int l = 0; l < 16; l++)
-                dot += (((ql[l] >> lshift) & 0x0F) | (((qh[l] >> (2 * t)) & 3) << 4)) * a[l];
-            isum += w[i].scales[g] * (dot - 32 * x[i].bsums[g]);
+        int8_t q[QK_K];
+        int sc[16];
+        for (int e = 0; e < QK_K; e++) {
+            const int h = e / 128, t = (e % 128) / 32, l = e % 32;
+            const int low = (w[i].ql[64 * h + 32 * (t & 1) + l] >> (4 * (t / 2))) & 0x0F;
+            const int high = (w[i].qh[32 * h + l] >> (2 * t)) & 3;
+            q[e] = (int8_t)((low | high << 4) - 32);
         }
-        const float d = x[i].d * f16_to_f32(w[i].d);
-        sum += d * (float)isum;
+        for (int g = 0; g < 16; g++)
+            sc[g] = w[i].scales[g];
+        int32_t lane[8];
+        kq_lanes(q, sc, x[i].qs, lane);
+        kq_fma_lanes(acc, x[i].d * f16_to_f32(w[i].d), lane);
     }
-    return sum;
+    return kq_lanes_sum(acc);
 }
 
 #define KQ_GEMM(name, wtype)                                                             \
