@@ -98,6 +98,41 @@ ALWAYS_INLINE int w_offset(int type)
 
 ALWAYS_INLINE __m256 lane0(float v) { return _mm256_setr_ps(v, 0, 0, 0, 0, 0, 0, 0); }
 
+/* q4_0's block sum finished in integers, in lane 0 (the other lanes 0):
+ * the order of the reference path's repacked q4_0 layout, one fused step
+ * per block. */
+ALWAYS_INLINE __m256i isum_lane0(__m256i v)
+{
+    __m128i t = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    t = _mm_add_epi32(t, _mm_unpackhi_epi64(t, t));
+    t = _mm_add_epi32(t, _mm_srli_si128(t, 4));
+    return _mm256_zextsi128_si256(_mm_cvtsi32_si128(_mm_cvtsi128_si32(t)));
+}
+
+/* The float step of one pair and block: lane = fma(dw*dx, sum, lane); the
+ * minimum term of q4_1 / q5_1 goes to its own chain (lane 0 of mins), added
+ * after the lanes, as the reference path keeps it. */
+ALWAYS_INLINE void pair_step(int type, __m256 dd, __m256i is, const __m256 *wm, const __m256 *xs,
+                             __m256 *acc, __m256 *mins)
+{
+    if (type == PG_TYPE_Q4_0)
+        is = isum_lane0(is);
+    *acc = _mm256_fmadd_ps(dd, _mm256_cvtepi32_ps(is), *acc);
+    if (has_min(type))
+        *mins = _mm256_fmadd_ps(*wm, *xs, *mins);
+}
+
+ALWAYS_INLINE float pair_result(int type, __m256 acc, __m256 mins)
+{
+    __m128 s = _mm_add_ps(_mm256_extractf128_ps(acc, 1), _mm256_castps256_ps128(acc));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    float r = _mm_cvtss_f32(s);
+    if (has_min(type))
+        r += _mm256_cvtss_f32(mins);
+    return r;
+}
+
 ALWAYS_INLINE void load_w(int type, const uint8_t *b, struct wblk *o)
 {
     o->d = _mm256_set1_ps(f16_load(b));
@@ -156,7 +191,7 @@ ALWAYS_INLINE void qtile(int type, int R, int C, const struct gemm_args *a, int6
     const size_t xbs = has_min(type) ? sizeof(block_q8_1) : sizeof(block_q8_0);
     const int64_t nb = a->k / 32;
     const uint8_t *wr[ACC_R], *xr[TILE_C];
-    __m256 acc[ACC_R][TILE_C];
+    __m256 acc[ACC_R][TILE_C], mins[ACC_R][TILE_C];
 #pragma GCC unroll 4
     for (int r = 0; r < R; r++)
         wr[r] = a->w + (size_t)(r0 + r) * a->w_stride;
@@ -166,8 +201,10 @@ ALWAYS_INLINE void qtile(int type, int R, int C, const struct gemm_args *a, int6
 #pragma GCC unroll 4
     for (int r = 0; r < R; r++)
 #pragma GCC unroll 4
-        for (int c = 0; c < C; c++)
+        for (int c = 0; c < C; c++) {
             acc[r][c] = _mm256_setzero_ps();
+            mins[r][c] = _mm256_setzero_ps();
+        }
     for (int64_t j = 0; j < nb; j++) {
         /* One activation row streams its weight rows once: each row is a
          * short stream the hardware prefetchers pick up late, so the next
@@ -189,24 +226,16 @@ ALWAYS_INLINE void qtile(int type, int R, int C, const struct gemm_args *a, int6
             load_x(type, xr[c] + (size_t)j * xbs, &X);
 #pragma GCC unroll 4
             for (int r = 0; r < R; r++) {
-                const __m256i is = pair_isum(type, &W[r], &X);
-                acc[r][c] = _mm256_fmadd_ps(_mm256_mul_ps(W[r].d, X.d), _mm256_cvtepi32_ps(is),
-                                            acc[r][c]);
-                if (has_min(type))
-                    acc[r][c] = _mm256_fmadd_ps(W[r].m, X.s, acc[r][c]);
+                pair_step(type, _mm256_mul_ps(W[r].d, X.d), pair_isum(type, &W[r], &X), &W[r].m,
+                          &X.s, &acc[r][c], &mins[r][c]);
             }
         }
     }
 #pragma GCC unroll 4
     for (int r = 0; r < R; r++)
 #pragma GCC unroll 4
-        for (int c = 0; c < C; c++) {
-            const __m256 v = acc[r][c];
-            __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-            s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-            s = _mm_add_ss(s, _mm_movehdup_ps(s));
-            a->y[(c0 + c) * a->y_stride + r0 + r] = _mm_cvtss_f32(s);
-        }
+        for (int c = 0; c < C; c++)
+            a->y[(c0 + c) * a->y_stride + r0 + r] = pair_result(type, acc[r][c], mins[r][c]);
 }
 
 /* Full 2 x 4 tiles, then leftover activation rows one at a time against 4
@@ -255,11 +284,12 @@ VNNI_INLINE void qtile1_vnni(int type, int R, const struct gemm_args *a, int64_t
     const int64_t nb = a->k / 32;
     const uint8_t *wr[ACC_R];
     const uint8_t *xr = a->x + (size_t)c * a->x_stride;
-    __m256 acc[ACC_R];
+    __m256 acc[ACC_R], mins[ACC_R];
 #pragma GCC unroll 4
     for (int r = 0; r < R; r++) {
         wr[r] = a->w + (size_t)(r0 + r) * a->w_stride;
         acc[r] = _mm256_setzero_ps();
+        mins[r] = _mm256_setzero_ps();
     }
     for (int64_t j = 0; j < nb; j++) {
         const size_t off = (size_t)j * wbs;
@@ -289,18 +319,12 @@ VNNI_INLINE void qtile1_vnni(int type, int R, const struct gemm_args *a, int64_t
                 q = W.q;
             }
             const __m256i is = _mm256_dpbusd_avx_epi32(init, q, X.q);
-            acc[r] = _mm256_fmadd_ps(_mm256_mul_ps(W.d, X.d), _mm256_cvtepi32_ps(is), acc[r]);
-            if (has_min(type))
-                acc[r] = _mm256_fmadd_ps(W.m, X.s, acc[r]);
+            pair_step(type, _mm256_mul_ps(W.d, X.d), is, &W.m, &X.s, &acc[r], &mins[r]);
         }
     }
 #pragma GCC unroll 4
     for (int r = 0; r < R; r++) {
-        const __m256 v = acc[r];
-        __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-        s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-        s = _mm_add_ss(s, _mm_movehdup_ps(s));
-        a->y[c * a->y_stride + r0 + r] = _mm_cvtss_f32(s);
+        a->y[c * a->y_stride + r0 + r] = pair_result(type, acc[r], mins[r]);
     }
 }
 
