@@ -98,25 +98,12 @@ ALWAYS_INLINE int w_offset(int type)
 
 ALWAYS_INLINE __m256 lane0(float v) { return _mm256_setr_ps(v, 0, 0, 0, 0, 0, 0, 0); }
 
-/* q4_0's block sum finished in integers, in lane 0 (the other lanes 0):
- * the order of the reference path's repacked q4_0 layout, one fused step
- * per block. */
-ALWAYS_INLINE __m256i isum_lane0(__m256i v)
-{
-    __m128i t = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
-    t = _mm_add_epi32(t, _mm_unpackhi_epi64(t, t));
-    t = _mm_add_epi32(t, _mm_srli_si128(t, 4));
-    return _mm256_zextsi128_si256(_mm_cvtsi32_si128(_mm_cvtsi128_si32(t)));
-}
-
 /* The float step of one pair and block: lane = fma(dw*dx, sum, lane); the
  * minimum term of q4_1 / q5_1 goes to its own chain (lane 0 of mins), added
  * after the lanes, as the reference path keeps it. */
 ALWAYS_INLINE void pair_step(int type, __m256 dd, __m256i is, const __m256 *wm, const __m256 *xs,
                              __m256 *acc, __m256 *mins)
 {
-    if (type == PG_TYPE_Q4_0)
-        is = isum_lane0(is);
     *acc = _mm256_fmadd_ps(dd, _mm256_cvtepi32_ps(is), *acc);
     if (has_min(type))
         *mins = _mm256_fmadd_ps(*wm, *xs, *mins);
