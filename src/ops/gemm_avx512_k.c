@@ -18,6 +18,7 @@
  * depend on the batch.
  */
 #include <immintrin.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "ops/kernels.h"
@@ -294,11 +295,244 @@ ALWAYS_INLINE void kq_gemm(int type, const struct gemm_args *a)
     }
 }
 
+/* ---- q4_K and q6_K with four or more activation rows: tiles ----
+ *
+ * The same integers and float steps as kq_row, arranged for reuse. Each
+ * weight row is unpacked once per call into a scratch row (codes, and per
+ * 32-bit lane the scale of the lane's group with a zero upper half); a
+ * micro-kernel then takes two weight rows against four activation rows.
+ * vpdpbusd gives each lane the exact dot of its four codes with their four
+ * activations, and vpdpwssd multiplies that by the lane's scale (the upper
+ * half of the dot meets the zero upper half of the scale) and adds it to
+ * the block's lane sum: two instructions per 64 values where the
+ * maddubs / madd / add sequence takes three. q6_K's code offset enters as
+ * the starting value of the dot, -32 times the lane's activation sum,
+ * prepared once per activation row. At a block's end the two 256-bit halves
+ * of a lane sum are added (exact integers), two pairs share one zmm for the
+ * fused multiply-add, and four pairs share one for q4_K's minimum step. */
+
+#define KT_R 2 /* weight rows per micro-kernel */
+#define KT_C 4 /* activation rows per micro-kernel */
+
+struct kt_w {
+    __m512i q[4];  /* unsigned codes of values 64u..64u+63 */
+    __m512i sc[4]; /* per 32-bit lane: the group scale, upper 16 bits zero */
+    __m512i mins;  /* q4_K: the 8 mins as 16-bit values, four times */
+    float d, dmin;
+    float pad[14];
+};
+
+/* Per block and tile of four activation rows. */
+struct kt_a {
+    __m512 dpair[2]; /* d of rows 0, 1 (eight lanes each), then rows 2, 3 */
+    __m512 dneg;     /* q4_K: -d of rows 0..3, four lanes each */
+    __m512i gs;      /* q4_K: the 32-value group sums of rows 0..3 as 16-bit values */
+    __m512i init[KT_C][4]; /* q6_K: -32 times each lane's activation sum */
+};
+
+static void kt_unpack_row(int type, const uint8_t *row, int64_t nb, struct kt_w *o)
+{
+    const size_t wbs = kq_block_size(type);
+    for (int64_t i = 0; i < nb; i++, o++) {
+        struct kq_blk k;
+        const uint8_t *b = row + (size_t)i * wbs;
+        kq_prep(type, b, &k);
+        for (int u = 0; u < 4; u++)
+            _mm512_store_si512((void *)&o->q[u], kq_codes(type, &k, u));
+        /* Lane l of vector u covers values 64u + 4l..4l+3: group 4u + l / 4
+         * of sixteen values. */
+        const __m512i s32 = _mm512_cvtepu16_epi32(k.s16);
+        for (int u = 0; u < 4; u++) {
+            const __m512i idx = _mm512_setr_epi32(4 * u, 4 * u, 4 * u, 4 * u, 4 * u + 1, 4 * u + 1,
+                                                  4 * u + 1, 4 * u + 1, 4 * u + 2, 4 * u + 2,
+                                                  4 * u + 2, 4 * u + 2, 4 * u + 3, 4 * u + 3,
+                                                  4 * u + 3, 4 * u + 3);
+            _mm512_store_si512((void *)&o->sc[u], _mm512_permutexvar_epi32(idx, s32));
+        }
+        if (type == PG_TYPE_Q4_K)
+            _mm512_store_si512((void *)&o->mins, _mm512_broadcast_i32x4(k.m16));
+        o->d = k.d;
+        o->dmin = type == PG_TYPE_Q4_K ? k.dmin : 0.0f;
+    }
+}
+
+static void kt_prep_tile(int type, const block_q8_K *const x[KT_C], int64_t nb, struct kt_a *o)
+{
+    const __m512i thirty_two = _mm512_set1_epi8(32);
+    for (int64_t i = 0; i < nb; i++, o++) {
+        const __m256 d0 = _mm256_set1_ps(x[0][i].d), d1 = _mm256_set1_ps(x[1][i].d);
+        const __m256 d2 = _mm256_set1_ps(x[2][i].d), d3 = _mm256_set1_ps(x[3][i].d);
+        o->dpair[0] = _mm512_insertf32x8(_mm512_castps256_ps512(d0), d1, 1);
+        o->dpair[1] = _mm512_insertf32x8(_mm512_castps256_ps512(d2), d3, 1);
+        if (type == PG_TYPE_Q4_K) {
+            o->dneg = _mm512_setr_ps(-x[0][i].d, -x[0][i].d, -x[0][i].d, -x[0][i].d,
+                                     -x[1][i].d, -x[1][i].d, -x[1][i].d, -x[1][i].d,
+                                     -x[2][i].d, -x[2][i].d, -x[2][i].d, -x[2][i].d,
+                                     -x[3][i].d, -x[3][i].d, -x[3][i].d, -x[3][i].d);
+            __m128i g[KT_C];
+            for (int c = 0; c < KT_C; c++) {
+                const __m256i bs = load256(x[c][i].bsums);
+                g[c] = _mm_hadd_epi16(_mm256_castsi256_si128(bs), _mm256_extracti128_si256(bs, 1));
+            }
+            const __m256i lo = _mm256_inserti128_si256(_mm256_castsi128_si256(g[0]), g[1], 1);
+            const __m256i hi = _mm256_inserti128_si256(_mm256_castsi128_si256(g[2]), g[3], 1);
+            o->gs = _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
+        } else {
+            for (int c = 0; c < KT_C; c++)
+                for (int u = 0; u < 4; u++) {
+                    const __m512i a = _mm512_loadu_si512((const void *)(x[c][i].qs + 64 * u));
+                    o->init[c][u] = _mm512_sub_epi32(
+                        _mm512_setzero_si512(),
+                        _mm512_dpbusd_epi32(_mm512_setzero_si512(), thirty_two, a));
+                }
+        }
+    }
+}
+
+/* R weight rows (w + r * nb) against the four activation rows x[] of one
+ * tile (prepared in t); y[c * ys + r]. */
+ALWAYS_INLINE void kt_micro(int type, int R, const struct kt_w *w, int64_t nb,
+                            const block_q8_K *const x[KT_C], const struct kt_a *t, float *y,
+                            int64_t ys)
+{
+    __m512 acc[KT_R][2], accm[KT_R];
+    for (int r = 0; r < R; r++) {
+        acc[r][0] = acc[r][1] = accm[r] = _mm512_setzero_ps();
+    }
+    for (int64_t i = 0; i < nb; i++) {
+        __m512i s[KT_R][KT_C];
+        for (int r = 0; r < R; r++)
+            for (int c = 0; c < KT_C; c++)
+                s[r][c] = _mm512_setzero_si512();
+#pragma GCC unroll 4
+        for (int u = 0; u < 4; u++) {
+            __m512i a[KT_C], start[KT_C];
+            for (int c = 0; c < KT_C; c++) {
+                a[c] = _mm512_loadu_si512((const void *)(x[c][i].qs + 64 * u));
+                start[c] = type == PG_TYPE_Q6_K ? _mm512_load_si512((const void *)&t[i].init[c][u])
+                                                : _mm512_setzero_si512();
+                /* Held in registers: folded into every instruction instead,
+                 * the loads would outnumber what the load ports can do. */
+                __asm__("" : "+v"(a[c]), "+v"(start[c]));
+            }
+            for (int r = 0; r < R; r++) {
+                const struct kt_w *wb = w + r * nb + i;
+                __m512i q = _mm512_load_si512((const void *)&wb->q[u]);
+                __m512i sc = _mm512_load_si512((const void *)&wb->sc[u]);
+                __asm__("" : "+v"(q), "+v"(sc));
+                for (int c = 0; c < KT_C; c++) {
+                    s[r][c] = _mm512_dpwssd_epi32(s[r][c], _mm512_dpbusd_epi32(start[c], q, a[c]), sc);
+                }
+            }
+        }
+        for (int r = 0; r < R; r++) {
+            const struct kt_w *wb = w + r * nb + i;
+            const __m512 dw = _mm512_set1_ps(wb->d);
+            for (int p = 0; p < 2; p++) {
+                const __m512i lo = _mm512_shuffle_i64x2(s[r][2 * p], s[r][2 * p + 1], 0x44);
+                const __m512i hi = _mm512_shuffle_i64x2(s[r][2 * p], s[r][2 * p + 1], 0xEE);
+                acc[r][p] = _mm512_fmadd_ps(_mm512_mul_ps(t[i].dpair[p], dw),
+                                            _mm512_cvtepi32_ps(_mm512_add_epi32(lo, hi)), acc[r][p]);
+            }
+            if (type == PG_TYPE_Q4_K) {
+                const __m512i m = _mm512_madd_epi16(wb->mins, t[i].gs);
+                accm[r] = _mm512_fmadd_ps(_mm512_mul_ps(t[i].dneg, _mm512_set1_ps(wb->dmin)),
+                                          _mm512_cvtepi32_ps(m), accm[r]);
+            }
+        }
+    }
+    for (int r = 0; r < R; r++)
+        for (int c = 0; c < KT_C; c++) {
+            const __m512 a2 = acc[r][c / 2];
+            float v = kq_hsum8(c % 2 ? _mm512_extractf32x8_ps(a2, 1) : _mm512_castps512_ps256(a2));
+            if (type == PG_TYPE_Q4_K) {
+                __m128 m;
+                switch (c) {
+                case 0: m = _mm512_extractf32x4_ps(accm[r], 0); break;
+                case 1: m = _mm512_extractf32x4_ps(accm[r], 1); break;
+                case 2: m = _mm512_extractf32x4_ps(accm[r], 2); break;
+                default: m = _mm512_extractf32x4_ps(accm[r], 3); break;
+                }
+                m = _mm_add_ps(m, _mm_movehl_ps(m, m));
+                m = _mm_add_ss(m, _mm_movehdup_ps(m));
+                v += _mm_cvtss_f32(m);
+            }
+            y[c * ys + r] = v;
+        }
+}
+
+/* Scratch one call of the tiled path takes on the stack; beyond it, the heap. */
+#define KT_STACK_BYTES (48 * 1024)
+
+ALWAYS_INLINE void kt_gemm(int type, const struct gemm_args *a)
+{
+    const int64_t nb = a->k / QK_K;
+    const int64_t tiles = a->b / KT_C;
+    const size_t wbytes = (size_t)KT_R * (size_t)nb * sizeof(struct kt_w);
+    const size_t abytes = (size_t)tiles * (size_t)nb * sizeof(struct kt_a);
+    _Alignas(64) uint8_t local[KT_STACK_BYTES];
+    uint8_t *buf = wbytes + abytes <= sizeof local ? local : aligned_alloc(64, wbytes + abytes);
+    if (!buf) { /* the row-at-a-time path needs no scratch */
+        kq_gemm(type, a);
+        return;
+    }
+    struct kt_w *w = (struct kt_w *)buf;
+    struct kt_a *ta = (struct kt_a *)(buf + wbytes);
+    for (int64_t t = 0; t < tiles; t++) {
+        const block_q8_K *x[KT_C];
+        for (int c = 0; c < KT_C; c++)
+            x[c] = (const block_q8_K *)(const void *)(a->x + (size_t)(KT_C * t + c) * a->x_stride);
+        kt_prep_tile(type, x, nb, ta + t * nb);
+    }
+    for (int64_t j0 = 0; j0 < a->n; j0 += KT_R) {
+        const int R = a->n - j0 < KT_R ? (int)(a->n - j0) : KT_R;
+        for (int r = 0; r < R; r++) {
+            const uint8_t *row = a->w + (size_t)(j0 + r) * a->w_stride;
+            /* The rows after these stream in while these are used. */
+            for (size_t o = 0; o < (size_t)nb * kq_block_size(type); o += 64)
+                _mm_prefetch((const char *)((uintptr_t)row + (size_t)KT_R * a->w_stride + o),
+                             _MM_HINT_T0);
+            kt_unpack_row(type, row, nb, w + r * nb);
+        }
+        for (int64_t t = 0; t < tiles; t++) {
+            const block_q8_K *x[KT_C];
+            for (int c = 0; c < KT_C; c++)
+                x[c] = (const block_q8_K *)(const void *)(a->x + (size_t)(KT_C * t + c) * a->x_stride);
+            float *y = a->y + KT_C * t * a->y_stride + j0;
+            if (R == KT_R)
+                kt_micro(type, KT_R, w, nb, x, ta + t * nb, y, a->y_stride);
+            else
+                kt_micro(type, 1, w, nb, x, ta + t * nb, y, a->y_stride);
+        }
+    }
+    if (buf != local)
+        free(buf);
+    if (tiles * KT_C < a->b) { /* the last rows, one weight row at a time */
+        struct gemm_args rest = *a;
+        rest.x = a->x + (size_t)(tiles * KT_C) * a->x_stride;
+        rest.b = a->b - tiles * KT_C;
+        rest.y = a->y + tiles * KT_C * a->y_stride;
+        kq_gemm(type, &rest);
+    }
+}
+
 static void gemm_q2_K_avx512(const struct gemm_args *a) { kq_gemm(PG_TYPE_Q2_K, a); }
 static void gemm_q3_K_avx512(const struct gemm_args *a) { kq_gemm(PG_TYPE_Q3_K, a); }
-static void gemm_q4_K_avx512(const struct gemm_args *a) { kq_gemm(PG_TYPE_Q4_K, a); }
+static void gemm_q4_K_avx512(const struct gemm_args *a)
+{
+    if (a->b >= KT_C)
+        kt_gemm(PG_TYPE_Q4_K, a);
+    else
+        kq_gemm(PG_TYPE_Q4_K, a);
+}
 static void gemm_q5_K_avx512(const struct gemm_args *a) { kq_gemm(PG_TYPE_Q5_K, a); }
-static void gemm_q6_K_avx512(const struct gemm_args *a) { kq_gemm(PG_TYPE_Q6_K, a); }
+static void gemm_q6_K_avx512(const struct gemm_args *a)
+{
+    if (a->b >= KT_C)
+        kt_gemm(PG_TYPE_Q6_K, a);
+    else
+        kq_gemm(PG_TYPE_Q6_K, a);
+}
 
 /* ---- q8_K activations: the reference quantizer's bytes ---- */
 
