@@ -725,9 +725,7 @@ ALWAYS_INLINE void gemm_panels(int type, const struct gemm_args *a)
 }
 
 static void gemm_q4_0_avx512(const struct gemm_args *a) { gemm_panels(PG_TYPE_Q4_0, a); }
-static void gemm_q4_1_avx512(const struct gemm_args *a) { gemm_panels(PG_TYPE_Q4_1, a); }
 static void gemm_q5_0_avx512(const struct gemm_args *a) { gemm_panels(PG_TYPE_Q5_0, a); }
-static void gemm_q5_1_avx512(const struct gemm_args *a) { gemm_panels(PG_TYPE_Q5_1, a); }
 static void gemm_q8_0_avx512(const struct gemm_args *a) { gemm_panels(PG_TYPE_Q8_0, a); }
 
 /* Float kernels: full R x C tiles, then leftover activation rows one at a
@@ -965,9 +963,13 @@ void kernels_avx512_init(struct kernel_table *t)
     } gemms[] = {
         {PG_TYPE_F32, gemm_f32_avx512},   {PG_TYPE_F16, gemm_f16_avx512},
         {PG_TYPE_BF16, gemm_bf16_avx512}, {PG_TYPE_Q4_0, gemm_q4_0_avx512},
-        {PG_TYPE_Q4_1, gemm_q4_1_avx512}, {PG_TYPE_Q5_0, gemm_q5_0_avx512},
-        {PG_TYPE_Q5_1, gemm_q5_1_avx512}, {PG_TYPE_Q8_0, gemm_q8_0_avx512},
+        {PG_TYPE_Q5_0, gemm_q5_0_avx512}, {PG_TYPE_Q8_0, gemm_q8_0_avx512},
     };
+    /* q4_1 and q5_1 keep the AVX2 kernels, which follow the scalar order of
+     * float steps exactly: one step per block over sixteen rows, as the
+     * panels here take, lands their logits up to 0.1 away from the
+     * reference's, where the exact order stays near 0.05. Both are rare
+     * legacy formats; their speed matters less than their agreement. */
     for (size_t i = 0; i < sizeof gemms / sizeof gemms[0]; i++) {
         t->gemm[gemms[i].type] = gemms[i].fn;
         t->isa[gemms[i].type] = "avx512";
