@@ -295,7 +295,7 @@ ALWAYS_INLINE void kq_gemm(int type, const struct gemm_args *a)
     }
 }
 
-/* ---- q4_K and q6_K with four or more activation rows: tiles ----
+/* ---- q4_K, q5_K and q6_K with four or more activation rows: tiles ----
  *
  * The same integers and float steps as kq_row, arranged for reuse. Each
  * weight row is unpacked once per call into a scratch row (codes, and per
@@ -309,7 +309,8 @@ ALWAYS_INLINE void kq_gemm(int type, const struct gemm_args *a)
  * the starting value of the dot, -32 times the lane's activation sum,
  * prepared once per activation row. At a block's end the two 256-bit halves
  * of a lane sum are added (exact integers), two pairs share one zmm for the
- * fused multiply-add, and four pairs share one for q4_K's minimum step. */
+ * fused multiply-add, and four pairs share one for the minimum step (q4_K:
+ * four lanes a pair; q5_K: one exact integer a pair, in all four). */
 
 #define KT_R 2 /* weight rows per micro-kernel */
 #define KT_C 4 /* activation rows per micro-kernel */
@@ -317,7 +318,7 @@ ALWAYS_INLINE void kq_gemm(int type, const struct gemm_args *a)
 struct kt_w {
     __m512i q[4];  /* unsigned codes of values 64u..64u+63 */
     __m512i sc[4]; /* per 32-bit lane: the group scale, upper 16 bits zero */
-    __m512i mins;  /* q4_K: the 8 mins as 16-bit values, four times */
+    __m512i mins;  /* q4_K, q5_K: the 8 mins as 16-bit values, four times */
     float d, dmin;
     float pad[14];
 };
@@ -325,8 +326,8 @@ struct kt_w {
 /* Per block and tile of four activation rows. */
 struct kt_a {
     __m512 dpair[2]; /* d of rows 0, 1 (eight lanes each), then rows 2, 3 */
-    __m512 dneg;     /* q4_K: -d of rows 0..3, four lanes each */
-    __m512i gs;      /* q4_K: the 32-value group sums of rows 0..3 as 16-bit values */
+    __m512 dneg;     /* q4_K, q5_K: -d of rows 0..3, four lanes each */
+    __m512i gs;      /* q4_K, q5_K: the 32-value group sums of rows 0..3 as 16-bit values */
     __m512i init[KT_C][4]; /* q6_K: -32 times each lane's activation sum */
 };
 
@@ -349,10 +350,11 @@ static void kt_unpack_row(int type, const uint8_t *row, int64_t nb, struct kt_w 
                                                   4 * u + 3, 4 * u + 3);
             _mm512_store_si512((void *)&o->sc[u], _mm512_permutexvar_epi32(idx, s32));
         }
-        if (type == PG_TYPE_Q4_K)
+        const int has_mins = type == PG_TYPE_Q4_K || type == PG_TYPE_Q5_K;
+        if (has_mins)
             _mm512_store_si512((void *)&o->mins, _mm512_broadcast_i32x4(k.m16));
         o->d = k.d;
-        o->dmin = type == PG_TYPE_Q4_K ? k.dmin : 0.0f;
+        o->dmin = has_mins ? k.dmin : 0.0f;
     }
 }
 
@@ -364,7 +366,7 @@ static void kt_prep_tile(int type, const block_q8_K *const x[KT_C], int64_t nb, 
         const __m256 d2 = _mm256_set1_ps(x[2][i].d), d3 = _mm256_set1_ps(x[3][i].d);
         o->dpair[0] = _mm512_insertf32x8(_mm512_castps256_ps512(d0), d1, 1);
         o->dpair[1] = _mm512_insertf32x8(_mm512_castps256_ps512(d2), d3, 1);
-        if (type == PG_TYPE_Q4_K) {
+        if (type != PG_TYPE_Q6_K) {
             o->dneg = _mm512_setr_ps(-x[0][i].d, -x[0][i].d, -x[0][i].d, -x[0][i].d,
                                      -x[1][i].d, -x[1][i].d, -x[1][i].d, -x[1][i].d,
                                      -x[2][i].d, -x[2][i].d, -x[2][i].d, -x[2][i].d,
@@ -434,8 +436,14 @@ ALWAYS_INLINE void kt_micro(int type, int R, const struct kt_w *w, int64_t nb,
                 acc[r][p] = _mm512_fmadd_ps(_mm512_mul_ps(t[i].dpair[p], dw),
                                             _mm512_cvtepi32_ps(_mm512_add_epi32(lo, hi)), acc[r][p]);
             }
-            if (type == PG_TYPE_Q4_K) {
-                const __m512i m = _mm512_madd_epi16(wb->mins, t[i].gs);
+            if (type != PG_TYPE_Q6_K) {
+                __m512i m = _mm512_madd_epi16(wb->mins, t[i].gs);
+                if (type == PG_TYPE_Q5_K) {
+                    /* q5_K: one exact integer per pair and block, in every
+                     * lane of the pair's four. */
+                    m = _mm512_add_epi32(m, _mm512_shuffle_epi32(m, _MM_PERM_BADC));
+                    m = _mm512_add_epi32(m, _mm512_shuffle_epi32(m, _MM_PERM_CDAB));
+                }
                 accm[r] = _mm512_fmadd_ps(_mm512_mul_ps(t[i].dneg, _mm512_set1_ps(wb->dmin)),
                                           _mm512_cvtepi32_ps(m), accm[r]);
             }
@@ -445,7 +453,7 @@ ALWAYS_INLINE void kt_micro(int type, int R, const struct kt_w *w, int64_t nb,
         for (int c = 0; c < KT_C; c++) {
             const __m512 a2 = acc[r][c / 2];
             float v = kq_hsum8(c % 2 ? _mm512_extractf32x8_ps(a2, 1) : _mm512_castps512_ps256(a2));
-            if (type == PG_TYPE_Q4_K) {
+            if (type != PG_TYPE_Q6_K) {
                 __m128 m;
                 switch (c) {
                 case 0: m = _mm512_extractf32x4_ps(accm[r], 0); break;
@@ -453,8 +461,10 @@ ALWAYS_INLINE void kt_micro(int type, int R, const struct kt_w *w, int64_t nb,
                 case 2: m = _mm512_extractf32x4_ps(accm[r], 2); break;
                 default: m = _mm512_extractf32x4_ps(accm[r], 3); break;
                 }
-                m = _mm_add_ps(m, _mm_movehl_ps(m, m));
-                m = _mm_add_ss(m, _mm_movehdup_ps(m));
+                if (type == PG_TYPE_Q4_K) {
+                    m = _mm_add_ps(m, _mm_movehl_ps(m, m));
+                    m = _mm_add_ss(m, _mm_movehdup_ps(m));
+                }
                 v += _mm_cvtss_f32(m);
             }
             y[c * ys + r] = v;
@@ -525,7 +535,13 @@ static void gemm_q4_K_avx512(const struct gemm_args *a)
     else
         kq_gemm(PG_TYPE_Q4_K, a);
 }
-static void gemm_q5_K_avx512(const struct gemm_args *a) { kq_gemm(PG_TYPE_Q5_K, a); }
+static void gemm_q5_K_avx512(const struct gemm_args *a)
+{
+    if (a->b >= KT_C)
+        kt_gemm(PG_TYPE_Q5_K, a);
+    else
+        kq_gemm(PG_TYPE_Q5_K, a);
+}
 static void gemm_q6_K_avx512(const struct gemm_args *a)
 {
     if (a->b >= KT_C)
