@@ -27,6 +27,7 @@
 #define ALWAYS_INLINE static inline __attribute__((always_inline))
 
 #define KQ_C 8 /* activation rows per pass over a weight row */
+#define KQ_PREFETCH_AHEAD 2048 /* bytes ahead in the weight stream */
 
 ALWAYS_INLINE __m256i load256(const void *p) { return _mm256_loadu_si256((const __m256i *)p); }
 
@@ -206,6 +207,11 @@ ALWAYS_INLINE void kq_row(int type, int C, const uint8_t *w, const block_q8_K *c
     }
     for (int64_t i = 0; i < nb; i++) {
         struct kq_blk k;
+        /* Rows are short streams the hardware prefetchers pick up late:
+         * ask for the bytes a little ahead, across the end of the row into
+         * the next. */
+        for (size_t o = 0; o < wbs; o += 64)
+            _mm_prefetch((const char *)w + (size_t)i * wbs + KQ_PREFETCH_AHEAD + o, _MM_HINT_T0);
         kq_prep(type, w + (size_t)i * wbs, &k);
         __m512i sum[KQ_C];
 #pragma GCC unroll 8
@@ -273,11 +279,6 @@ ALWAYS_INLINE void kq_gemm(int type, const struct gemm_args *a)
             x[c] = (const block_q8_K *)(const void *)(a->x + (size_t)(c0 + c) * a->x_stride);
         for (int64_t j = 0; j < a->n; j++) {
             const uint8_t *w = a->w + (size_t)j * a->w_stride;
-            /* The next row streams in while this one is used (later passes
-             * find the rows in cache). */
-            if (c0 == 0)
-                for (size_t o = 0; o < (size_t)nb * kq_block_size(type); o += 64)
-                    _mm_prefetch((const char *)((uintptr_t)w + a->w_stride + o), _MM_HINT_T0);
             float *out[KQ_C];
             for (int c = 0; c < C; c++)
                 out[c] = a->y + (c0 + c) * a->y_stride + j;
