@@ -18,9 +18,11 @@
  * depend on the batch.
  */
 #include <immintrin.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/cpu.h"
 #include "ops/kernels.h"
 #include "ops/quants.h"
 
@@ -191,9 +193,76 @@ ALWAYS_INLINE float kq_hsum8(__m256 v)
     return _mm_cvtss_f32(s);
 }
 
-/* One weight row against C activation rows (x[c]), all nb blocks. */
+/* What kq_row needs of an activation block beyond its codes, worked out once
+ * per call rather than once per weight row: the code offset's share of each
+ * 16-bit pair sum (q3_K, q6_K) and the 32-value group sums (q4_K, q5_K). */
+struct kq_xp {
+    __m512i off[4];
+    __m128i gs;
+};
+
+ALWAYS_INLINE void kq_xp_fill(int type, const block_q8_K *x, struct kq_xp *o)
+{
+    if (kq_offset(type))
+        for (int u = 0; u < 4; u++)
+            o->off[u] = _mm512_maddubs_epi16(_mm512_set1_epi8((char)kq_offset(type)),
+                                             _mm512_loadu_si512((const void *)(x->qs + 64 * u)));
+    if (type == PG_TYPE_Q4_K || type == PG_TYPE_Q5_K) {
+        const __m256i bs = load256(x->bsums);
+        o->gs = _mm_hadd_epi16(_mm256_castsi256_si128(bs), _mm256_extracti128_si256(bs, 1));
+    }
+}
+
+/* A thread's scratch for kq_xp, kept between calls (decode makes hundreds of
+ * calls a token) and freed with the thread. */
+static pthread_key_t kq_xp_key;
+static pthread_once_t kq_xp_once = PTHREAD_ONCE_INIT;
+static int kq_xp_key_ok;
+
+struct kq_xp_buf {
+    void *p;
+    size_t cap;
+};
+
+static void kq_xp_buf_free(void *v)
+{
+    struct kq_xp_buf *b = v;
+    if (b)
+        free(b->p);
+    free(b);
+}
+
+static void kq_xp_key_init(void) { kq_xp_key_ok = pthread_key_create(&kq_xp_key, kq_xp_buf_free) == 0; }
+
+static struct kq_xp *kq_xp_scratch(size_t n)
+{
+    pthread_once(&kq_xp_once, kq_xp_key_init);
+    if (!kq_xp_key_ok)
+        return NULL;
+    struct kq_xp_buf *b = pthread_getspecific(kq_xp_key);
+    if (!b) {
+        b = calloc(1, sizeof *b);
+        if (!b || pthread_setspecific(kq_xp_key, b) != 0) {
+            free(b);
+            return NULL;
+        }
+    }
+    const size_t bytes = n * sizeof(struct kq_xp);
+    if (bytes > b->cap) {
+        void *p = aligned_alloc(64, (bytes + 63) / 64 * 64);
+        if (!p)
+            return NULL;
+        free(b->p);
+        b->p = p;
+        b->cap = bytes;
+    }
+    return b->p;
+}
+
+/* One weight row against C activation rows (x[c], prepared in xp[c * nb + i]),
+ * all nb blocks. */
 ALWAYS_INLINE void kq_row(int type, int C, const uint8_t *w, const block_q8_K *const *x,
-                          int64_t nb, float *out[])
+                          const struct kq_xp *xp, int64_t nb, float *out[])
 {
     const size_t wbs = kq_block_size(type);
     __m256 acc[KQ_C];
@@ -226,7 +295,7 @@ ALWAYS_INLINE void kq_row(int type, int C, const uint8_t *w, const block_q8_K *c
                 const __m512i a = _mm512_loadu_si512((const void *)(x[c][i].qs + 64 * u));
                 __m512i p = _mm512_maddubs_epi16(q, a);
                 if (kq_offset(type))
-                    p = _mm512_sub_epi16(p, _mm512_maddubs_epi16(_mm512_set1_epi8((char)kq_offset(type)), a));
+                    p = _mm512_sub_epi16(p, _mm512_load_si512((const void *)&xp[c * nb + i].off[u]));
                 sum[c] = _mm512_add_epi32(sum[c], _mm512_madd_epi16(sc, p));
             }
         }
@@ -238,9 +307,7 @@ ALWAYS_INLINE void kq_row(int type, int C, const uint8_t *w, const block_q8_K *c
                 const __m256i m = _mm256_madd_epi16(k.mq2, load256(x[c][i].bsums));
                 acc[c] = _mm256_fmadd_ps(_mm256_set1_ps(-x[c][i].d * k.dmin), _mm256_cvtepi32_ps(m), acc[c]);
             } else if (type == PG_TYPE_Q4_K || type == PG_TYPE_Q5_K) {
-                const __m256i bs = load256(x[c][i].bsums);
-                const __m128i s32 = _mm_hadd_epi16(_mm256_castsi256_si128(bs), _mm256_extracti128_si256(bs, 1));
-                const __m128i m = _mm_madd_epi16(k.m16, s32);
+                const __m128i m = _mm_madd_epi16(k.m16, xp[c * nb + i].gs);
                 const float dmin = -x[c][i].d * k.dmin;
                 if (type == PG_TYPE_Q4_K) {
                     accm[c] = _mm_fmadd_ps(_mm_set1_ps(dmin), _mm_cvtepi32_ps(m), accm[c]);
@@ -272,25 +339,36 @@ ALWAYS_INLINE void kq_row(int type, int C, const uint8_t *w, const block_q8_K *c
 ALWAYS_INLINE void kq_gemm(int type, const struct gemm_args *a)
 {
     const int64_t nb = a->k / QK_K;
+    const int needs_xp = type != PG_TYPE_Q2_K;
+    struct kq_xp *xp = needs_xp ? kq_xp_scratch((size_t)KQ_C * (size_t)nb) : NULL;
+    if (needs_xp && !xp) { /* no memory for the scratch: the scalar kernels need none */
+        const struct kernel_table *kt = kernels_for_isa(CPU_ISA_SCALAR);
+        kt->gemm[type](a);
+        return;
+    }
     for (int64_t c0 = 0; c0 < a->b; c0 += KQ_C) {
         const int C = a->b - c0 < KQ_C ? (int)(a->b - c0) : KQ_C;
         const block_q8_K *x[KQ_C];
-        for (int c = 0; c < C; c++)
+        for (int c = 0; c < C; c++) {
             x[c] = (const block_q8_K *)(const void *)(a->x + (size_t)(c0 + c) * a->x_stride);
+            if (needs_xp)
+                for (int64_t i = 0; i < nb; i++)
+                    kq_xp_fill(type, &x[c][i], &xp[c * nb + i]);
+        }
         for (int64_t j = 0; j < a->n; j++) {
             const uint8_t *w = a->w + (size_t)j * a->w_stride;
             float *out[KQ_C];
             for (int c = 0; c < C; c++)
                 out[c] = a->y + (c0 + c) * a->y_stride + j;
             switch (C) {
-            case 8: kq_row(type, 8, w, x, nb, out); break;
-            case 7: kq_row(type, 7, w, x, nb, out); break;
-            case 6: kq_row(type, 6, w, x, nb, out); break;
-            case 5: kq_row(type, 5, w, x, nb, out); break;
-            case 4: kq_row(type, 4, w, x, nb, out); break;
-            case 3: kq_row(type, 3, w, x, nb, out); break;
-            case 2: kq_row(type, 2, w, x, nb, out); break;
-            default: kq_row(type, 1, w, x, nb, out); break;
+            case 8: kq_row(type, 8, w, x, xp, nb, out); break;
+            case 7: kq_row(type, 7, w, x, xp, nb, out); break;
+            case 6: kq_row(type, 6, w, x, xp, nb, out); break;
+            case 5: kq_row(type, 5, w, x, xp, nb, out); break;
+            case 4: kq_row(type, 4, w, x, xp, nb, out); break;
+            case 3: kq_row(type, 3, w, x, xp, nb, out); break;
+            case 2: kq_row(type, 2, w, x, xp, nb, out); break;
+            default: kq_row(type, 1, w, x, xp, nb, out); break;
             }
         }
     }
