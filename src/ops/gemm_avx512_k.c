@@ -24,14 +24,11 @@
 
 #include "base/cpu.h"
 #include "ops/kernels.h"
+#include "ops/gemm_k_x86.h"
 #include "ops/quants.h"
-
-#define ALWAYS_INLINE static inline __attribute__((always_inline))
 
 #define KQ_C 8 /* activation rows per pass over a weight row */
 #define KQ_PREFETCH_AHEAD 2048 /* bytes ahead in the weight stream */
-
-ALWAYS_INLINE __m256i load256(const void *p) { return _mm256_loadu_si256((const __m256i *)p); }
 
 /* 32 bytes at p in both halves. */
 ALWAYS_INLINE __m512i bcast256(const void *p) { return _mm512_broadcast_i64x4(load256(p)); }
@@ -57,78 +54,6 @@ ALWAYS_INLINE __m512i kq_scale_vec(__m256i s16, int u)
                           (short)(g + 3)),
         1);
     return _mm512_permutexvar_epi16(idx, _mm512_castsi256_si512(s16));
-}
-
-/* The 16 signed 6-bit scales of q3_K as bytes (0..15), offset removed. */
-ALWAYS_INLINE __m128i kq_q3_scales(const uint8_t *p)
-{
-    uint32_t a[3];
-    memcpy(a, p, 12);
-    const uint32_t m4 = 0x0f0f0f0fu, m2 = 0x03030303u;
-    const __m128i v = _mm_setr_epi32((int)((a[0] & m4) | ((a[2] & m2) << 4)),
-                                     (int)((a[1] & m4) | (((a[2] >> 2) & m2) << 4)),
-                                     (int)(((a[0] >> 4) & m4) | (((a[2] >> 4) & m2) << 4)),
-                                     (int)(((a[1] >> 4) & m4) | (((a[2] >> 6) & m2) << 4)));
-    return _mm_sub_epi8(v, _mm_set1_epi8(32));
-}
-
-/* Scales (bytes 0..7) and mins (bytes 8..15) of q4_K / q5_K. */
-ALWAYS_INLINE __m128i kq_q45_scales(const uint8_t *p)
-{
-    uint32_t a[3];
-    memcpy(a, p, 12);
-    const uint32_t m6 = 0x3f3f3f3fu, m4 = 0x0f0f0f0fu, m2 = 0x03030303u;
-    return _mm_setr_epi32((int)(a[0] & m6), (int)((a[2] & m4) | (((a[0] >> 6) & m2) << 4)),
-                          (int)(a[1] & m6), (int)(((a[2] >> 4) & m4) | (((a[1] >> 6) & m2) << 4)));
-}
-
-/* One weight block, prepared for its four vectors. */
-struct kq_blk {
-    const uint8_t *b;
-    __m256i s16; /* 16 scales as 16-bit values (16-value groups) */
-    __m128i m16; /* q4_K / q5_K: 8 mins as 16-bit values */
-    __m256i mq2; /* q2_K: 16 mins as 16-bit values */
-    float d, dmin;
-};
-
-ALWAYS_INLINE void kq_prep(int type, const uint8_t *b, struct kq_blk *o)
-{
-    o->b = b;
-    switch (type) {
-    case PG_TYPE_Q2_K: {
-        const block_q2_K *w = (const block_q2_K *)(const void *)b;
-        const __m128i sm = _mm_loadu_si128((const __m128i *)(const void *)w->scales);
-        o->s16 = _mm256_cvtepu8_epi16(_mm_and_si128(sm, _mm_set1_epi8(0x0F)));
-        o->mq2 = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(sm, 4), _mm_set1_epi8(0x0F)));
-        o->d = _cvtsh_ss(w->d);
-        o->dmin = _cvtsh_ss(w->dmin);
-        break;
-    }
-    case PG_TYPE_Q3_K: {
-        const block_q3_K *w = (const block_q3_K *)(const void *)b;
-        o->s16 = _mm256_cvtepi8_epi16(kq_q3_scales(w->scales));
-        o->d = _cvtsh_ss(w->d);
-        break;
-    }
-    case PG_TYPE_Q4_K:
-    case PG_TYPE_Q5_K: {
-        /* q4_K and q5_K share the head: d, dmin, 12 scale bytes. */
-        const block_q4_K *w = (const block_q4_K *)(const void *)b;
-        const __m128i sm = kq_q45_scales(w->scales);
-        /* Each 32-value scale serves two 16-value groups. */
-        o->s16 = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(sm, sm));
-        o->m16 = _mm_cvtepu8_epi16(_mm_srli_si128(sm, 8));
-        o->d = _cvtsh_ss(w->d);
-        o->dmin = _cvtsh_ss(w->dmin);
-        break;
-    }
-    default: {
-        const block_q6_K *w = (const block_q6_K *)(const void *)b;
-        o->s16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(const void *)w->scales));
-        o->d = _cvtsh_ss(w->d);
-        break;
-    }
-    }
 }
 
 /* Unsigned codes of values 64u..64u+63. */
@@ -169,30 +94,6 @@ ALWAYS_INLINE __m512i kq_codes(int type, const struct kq_blk *k, int u)
     }
 }
 
-ALWAYS_INLINE int kq_offset(int type)
-{
-    return type == PG_TYPE_Q3_K ? 4 : type == PG_TYPE_Q6_K ? 32 : 0;
-}
-
-ALWAYS_INLINE size_t kq_block_size(int type)
-{
-    switch (type) {
-    case PG_TYPE_Q2_K: return sizeof(block_q2_K);
-    case PG_TYPE_Q3_K: return sizeof(block_q3_K);
-    case PG_TYPE_Q4_K: return sizeof(block_q4_K);
-    case PG_TYPE_Q5_K: return sizeof(block_q5_K);
-    default: return sizeof(block_q6_K);
-    }
-}
-
-ALWAYS_INLINE float kq_hsum8(__m256 v)
-{
-    __m128 s = _mm_add_ps(_mm256_extractf128_ps(v, 1), _mm256_castps256_ps128(v));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
-
 /* What kq_row needs of an activation block beyond its codes, worked out once
  * per call rather than once per weight row: the code offset's share of each
  * 16-bit pair sum (q3_K, q6_K) and the 32-value group sums (q4_K, q5_K). */
@@ -207,10 +108,7 @@ ALWAYS_INLINE void kq_xp_fill(int type, const block_q8_K *x, struct kq_xp *o)
         for (int u = 0; u < 4; u++)
             o->off[u] = _mm512_maddubs_epi16(_mm512_set1_epi8((char)kq_offset(type)),
                                              _mm512_loadu_si512((const void *)(x->qs + 64 * u)));
-    if (type == PG_TYPE_Q4_K || type == PG_TYPE_Q5_K) {
-        const __m256i bs = load256(x->bsums);
-        o->gs = _mm_hadd_epi16(_mm256_castsi256_si128(bs), _mm256_extracti128_si256(bs, 1));
-    }
+    o->gs = type == PG_TYPE_Q4_K || type == PG_TYPE_Q5_K ? kq_group_sums(x) : _mm_setzero_si128();
 }
 
 /* A thread's scratch for kq_xp, kept between calls (decode makes hundreds of
@@ -302,38 +200,12 @@ ALWAYS_INLINE void kq_row(int type, int C, const uint8_t *w, const block_q8_K *c
 #pragma GCC unroll 8
         for (int c = 0; c < C; c++) {
             const __m256i s8 = _mm256_add_epi32(_mm512_castsi512_si256(sum[c]), _mm512_extracti64x4_epi64(sum[c], 1));
-            const float d = x[c][i].d * k.d;
-            if (type == PG_TYPE_Q2_K) {
-                const __m256i m = _mm256_madd_epi16(k.mq2, load256(x[c][i].bsums));
-                acc[c] = _mm256_fmadd_ps(_mm256_set1_ps(-x[c][i].d * k.dmin), _mm256_cvtepi32_ps(m), acc[c]);
-            } else if (type == PG_TYPE_Q4_K || type == PG_TYPE_Q5_K) {
-                const __m128i m = _mm_madd_epi16(k.m16, xp[c * nb + i].gs);
-                const float dmin = -x[c][i].d * k.dmin;
-                if (type == PG_TYPE_Q4_K) {
-                    accm[c] = _mm_fmadd_ps(_mm_set1_ps(dmin), _mm_cvtepi32_ps(m), accm[c]);
-                } else {
-                    __m128i t = _mm_add_epi32(m, _mm_srli_si128(m, 8));
-                    t = _mm_add_epi32(t, _mm_srli_si128(t, 4));
-                    const __m128 r = _mm_fmadd_ss(_mm_set_ss(dmin), _mm_set_ss((float)_mm_cvtsi128_si32(t)),
-                                                  _mm_set_ss(mins[c]));
-                    mins[c] = _mm_cvtss_f32(r);
-                }
-            }
-            acc[c] = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(s8), acc[c]);
+            kq_block_step(type, s8, &x[c][i], &k, xp[c * nb + i].gs, &acc[c], &accm[c], &mins[c]);
         }
     }
 #pragma GCC unroll 8
-    for (int c = 0; c < C; c++) {
-        float r = kq_hsum8(acc[c]);
-        if (type == PG_TYPE_Q4_K) {
-            __m128 m = _mm_add_ps(accm[c], _mm_movehl_ps(accm[c], accm[c]));
-            m = _mm_add_ss(m, _mm_movehdup_ps(m));
-            r += _mm_cvtss_f32(m);
-        } else if (type == PG_TYPE_Q5_K) {
-            r += mins[c];
-        }
-        *out[c] = r;
-    }
+    for (int c = 0; c < C; c++)
+        *out[c] = kq_pair_result(type, acc[c], accm[c], mins[c]);
 }
 
 ALWAYS_INLINE void kq_gemm(int type, const struct gemm_args *a)
