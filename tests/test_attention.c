@@ -6,7 +6,8 @@
  * for many head sizes, GQA ratios, block sizes, shuffled block tables, every
  * ISA level and every KV type. Then bitwise batch invariance: a query's
  * output is the same alone, in prefill chunks of 1, 7 or 64, in a decode
- * batch, shuffled among other sequences' queries, and on 1, 2 or 3 threads.
+ * batch, shuffled among other sequences' queries, and on 1, 2 or 3 threads;
+ * and the same bits at every ISA level.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -464,12 +465,13 @@ static void test_invariance(struct pool *pools[3], int isa, int type, int hd, in
     fixture_free(&f);
 }
 
-/* Queries far into a long sequence: past the steps whose scores a tile
- * keeps between its passes, so both ways of getting them are exercised and
- * must agree with each other and with the naive result. */
+/* Queries far into a long sequence: past the steps whose scores a tile of
+ * 16 rows keeps between its passes (a call of many queries), within those
+ * of a tile of 4 (one query per call), so both ways of getting them are
+ * exercised and must agree with each other and with the naive result. */
 static void test_long(struct pool *pools[3], int isa, int type, uint64_t seed)
 {
-    const int len[2] = {2100, 6}, hd = 64;
+    const int len[2] = {4200, 6}, hd = 64;
     struct fixture f;
     if (fixture_init(&f, seed, type, hd, 1, 4, 16, 2, len, 1.0f) != 0) {
         CHECKF(0, "long fixture %s", type_name(type));
@@ -480,14 +482,14 @@ static void test_long(struct pool *pools[3], int isa, int type, uint64_t seed)
     enum { NQ = 48 };
     int32_t seq[NQ], pos[NQ];
     int n = 0;
-    for (int p = 2030; p < 2072; p++) {
+    for (int p = 4080; p < 4122; p++) {
         seq[n] = 0;
         pos[n++] = p;
     }
     seq[n] = 0;
     pos[n++] = 1000;
     seq[n] = 0;
-    pos[n++] = 2099;
+    pos[n++] = 4199;
     for (int p = 0; p < 4; p++) {
         seq[n] = 1;
         pos[n++] = p + 2;
@@ -528,6 +530,49 @@ static void test_long(struct pool *pools[3], int isa, int type, uint64_t seed)
     fixture_free(&f);
 }
 
+/* Every ISA level gives the scalar code's bits: the same order of float
+ * operations everywhere (head sizes below, at and past the 64-element steps
+ * of the score dot product, a sequence past the score cache). */
+static void test_isa_agree(struct pool *pool)
+{
+    static const struct {
+        int type, hd, group, bs, len0;
+    } cfg[] = {
+        {PG_TYPE_F16, 32, 2, 16, 300},  {PG_TYPE_F16, 64, 4, 16, 130},
+        {PG_TYPE_F16, 80, 1, 7, 90},    {PG_TYPE_F16, 128, 2, 32, 70},
+        {PG_TYPE_F16, 112, 1, 5, 40},   {PG_TYPE_F16, 40, 3, 9, 100},
+        {PG_TYPE_F16, 24, 2, 4, 50},    {PG_TYPE_F16, 20, 1, 8, 33},
+        {PG_TYPE_BF16, 96, 2, 16, 120}, {PG_TYPE_Q8_0, 32, 4, 16, 200},
+        {PG_TYPE_Q8_0, 160, 1, 3, 45},  {PG_TYPE_F16, 32, 1, 64, 4200},
+    };
+    const enum cpu_isa saved = cpu_isa_get();
+    const int isa_max = (int)cpu_isa_max();
+    for (size_t c = 0; c < sizeof cfg / sizeof cfg[0]; c++) {
+        const int len[2] = {cfg[c].len0, 17};
+        struct fixture f;
+        if (fixture_init(&f, 900 + c, cfg[c].type, cfg[c].hd, 2, cfg[c].group, cfg[c].bs, 2,
+                         len, 2.0f) != 0) {
+            CHECKF(0, "isa fixture %zu", c);
+            continue;
+        }
+        const float scale = 1.0f / sqrtf((float)cfg[c].hd);
+        int n = 0;
+        cpu_isa_set(CPU_ISA_SCALAR);
+        float *want = run_all(pool, &f, scale, &n);
+        for (int isa = 1; isa <= isa_max; isa++) {
+            cpu_isa_set((enum cpu_isa)isa);
+            float *got = run_all(pool, &f, scale, &n);
+            CHECKF(memcmp(got, want, sizeof(float) * (size_t)n * f.n_heads * cfg[c].hd) == 0,
+                   "%s %s hd %d: differs from scalar", cpu_isa_name((enum cpu_isa)isa),
+                   type_name(cfg[c].type), cfg[c].hd);
+            free(got);
+        }
+        free(want);
+        fixture_free(&f);
+    }
+    cpu_isa_set(saved);
+}
+
 int main(void)
 {
     char err[256];
@@ -556,6 +601,7 @@ int main(void)
         test_long(pools, isa, PG_TYPE_Q8_0, 556);
     }
     cpu_isa_set(saved);
+    test_isa_agree(pools[1]);
     for (int i = 0; i < 3; i++)
         pool_destroy(pools[i]);
     TEST_END();

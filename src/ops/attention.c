@@ -1,30 +1,46 @@
 /*
- * attention.c: the paged KV store's layout and writes, and the tiled,
- * online-softmax attention driver with its scalar numeric steps (attention.h).
+ * attention.c: the paged KV store's layout and writes, and the tiled
+ * attention driver with its scalar numeric steps (attention.h).
  *
- * The arithmetic of one query row (a token and a query head) is fixed:
+ * One query row (a token and a query head) computes its attention weights
+ * operation for operation as the non-fused attention of the files'
+ * reference implementation does on a 16-lane CPU: its logits move visibly
+ * with the last bits of those weights on small models, because each weight
+ * is rounded to F16 before it meets V and a last-bit change in the weight's
+ * float value flips that rounding. So:
  *  - the query is rounded to the KV element type when that is F16 or BF16
  *    (as a dot product of stored keys with a same-typed query would be);
- *  - positions 0..pos are visited in steps of ATTN_CHUNK positions starting
- *    at multiples of ATTN_CHUNK (entries of a step past pos count as
- *    exp(-inf) = 0); a step's scores are the dot products with the keys
- *    times scale;
- *  - pass 1, online statistics: per step the running maximum m becomes
- *    max(m, step max) and the running sum l becomes
- *    l * exp(m_old - m) + sum of exp(s - m);
- *  - pass 2 takes the scores again (kept from pass 1 for the first
- *    ATTN_CACHE_CHUNKS steps, recomputed beyond: the same bits either way)
- *    and adds p_j * v_j, j in order, to the output, with p_j = exp(s_j - m) * (1 / l), rounded to an F16 value
- *    when the store is F16. That rounding is what the non-fused attention of
- *    the files' reference implementation does (probabilities meet F16 values
- *    as F16), and small models are sensitive enough to it that dropping it
- *    moves their logits visibly. Two passes keep work memory bounded (one
- *    tile plus the score cache) whatever the context length.
- * The ISA (attention_impl.h) decides only how a dot product and a sum are
- * grouped in vector lanes; that grouping is the same for every row, so a
- * query's result does not depend on which queries share its tile, its call
- * or its thread. Tiles only decide how often each K/V row is read: once per
- * tile of up to ATTN_TILE_ROWS rows instead of once per row.
+ *  - a score is q · k_j in the order of the reference's single-token dot
+ *    product (attention_impl.h: 64-element steps in 16-lane chains, the
+ *    rest added in double), rounded to float, times scale. Its prompt
+ *    batches use another order (one 16-lane chain over head_dim); a query
+ *    here must get the same bits in any batch, so only one can be followed,
+ *    and the single-token one lands closer to its logits on the reference
+ *    models (worst top-10 difference 0.059 against 0.090);
+ *  - m = the maximum score over positions 0..pos;
+ *  - e_j = exp(s_j - m) with ops_expf (the reference's vector exponential);
+ *    the sum runs over runs of 16 positions starting at multiples of 16,
+ *    each run summed in float by the tree of a 512-bit horizontal add and
+ *    added to a double total in order (positions past pos count as 0);
+ *  - inv = (float)(1.0 / total), computed in double; p_j = e_j * inv,
+ *    rounded to an F16 value when the store is F16 (the probabilities meet
+ *    F16 values as F16 there);
+ *  - the output is the sum of p_j * v_j, j in order, in fused multiply-adds
+ *    (the reference groups this sum in lanes, by the same two orders as the
+ *    scores; not followed here).
+ * The maximum must be known before the first exponential and the total
+ * before the first probability, so a tile makes three passes over steps of
+ * ATTN_CHUNK positions: scores and maximum; exponentials and their sum;
+ * probabilities and V. A cache of ATTN_TILE_ROWS * ATTN_CACHE_CHUNKS rows of
+ * a step keeps the scores, then exponentials, of the first steps between
+ * passes (4096 positions for a tile of 16 rows, 32768 for one or two); later
+ * steps recompute them (the same bits), so their scores are computed three
+ * times. Work memory is one tile plus that cache whatever the context length.
+ * The ISA (attention_impl.h) decides only how these operations are spread
+ * over vector lanes, never their order, so every ISA level gives the same
+ * bits, and a query's result does not depend on which queries share its
+ * tile, its call or its thread. Tiles only decide how often each K/V row is
+ * read: once per tile of up to ATTN_TILE_ROWS rows instead of once per row.
  */
 #include "ops/attention.h"
 
@@ -121,35 +137,66 @@ static void row_to_f32_scalar(int type, const void *src, float *dst, int hd)
             dst[d] = f16_to_f32(s16[d]);
 }
 
+/* The sum of 16 lanes by the tree of a 512-bit horizontal add: lane i with
+ * lane i + 8, then i with i + 4, then i with i + 2, then the last pair. */
+static float tree16(const float *a)
+{
+    float h[8], g[4];
+    for (int i = 0; i < 8; i++)
+        h[i] = a[i] + a[i + 8];
+    for (int i = 0; i < 4; i++)
+        g[i] = h[i] + h[i + 4];
+    return (g[0] + g[2]) + (g[1] + g[3]);
+}
+
+/* q · k in the score order (attention_impl.h): whole 64-element steps as
+ * four 16-lane chains of fused multiply-adds, the chains combined as
+ * (0 + 2) + (1 + 3) and the lanes by tree16; then each remaining product,
+ * rounded to float, added in double in order. */
+static float dot_scalar(const float *q, const float *k, int hd)
+{
+    const int np = hd & ~63;
+    double sum = 0.0;
+    if (np > 0) {
+        float acc[4][16] = {{0}};
+        for (int d0 = 0; d0 < np; d0 += 64)
+            for (int a = 0; a < 4; a++)
+                for (int l = 0; l < 16; l++)
+                    acc[a][l] = fmaf(q[d0 + a * 16 + l], k[d0 + a * 16 + l], acc[a][l]);
+        for (int l = 0; l < 16; l++)
+            acc[0][l] = (acc[0][l] + acc[2][l]) + (acc[1][l] + acc[3][l]);
+        sum = (double)tree16(acc[0]);
+    }
+    for (int d = np; d < hd; d++)
+        sum += (double)(q[d] * k[d]);
+    return (float)sum;
+}
+
 static void scores_scalar(const float *q, int n_rows, const float *k, int n_pos, int hd,
                           float scale, float *s)
 {
-    for (int r = 0; r < n_rows; r++) {
-        const float *qr = q + (size_t)r * hd;
-        for (int j = 0; j < n_pos; j++) {
-            const float *kj = k + (size_t)j * hd;
-            float acc = 0.0f;
-            for (int d = 0; d < hd; d++)
-                acc += qr[d] * kj[d];
-            s[r * ATTN_CHUNK + j] = acc * scale;
-        }
-    }
+    for (int r = 0; r < n_rows; r++)
+        for (int j = 0; j < n_pos; j++)
+            s[r * ATTN_CHUNK + j] = dot_scalar(q + (size_t)r * hd, k + (size_t)j * hd, hd) * scale;
 }
 
-static float exp_sum_scalar(float *p, float max)
+static void exp_shift_scalar(float *p, float max)
 {
-    float sum = 0.0f;
-    for (int j = 0; j < ATTN_CHUNK; j++) {
+    for (int j = 0; j < ATTN_CHUNK; j++)
         p[j] = ops_expf(p[j] - max);
-        sum += p[j];
-    }
+}
+
+static double sum_scalar(const float *p, double sum)
+{
+    for (int j = 0; j < ATTN_CHUNK; j += 16)
+        sum += (double)tree16(p + j);
     return sum;
 }
 
-static void probs_scalar(float *p, float max, float inv, int round_f16)
+static void probs_scalar(float *p, float inv, int round_f16)
 {
     for (int j = 0; j < ATTN_CHUNK; j++) {
-        const float e = ops_expf(p[j] - max) * inv;
+        const float e = p[j] * inv;
         p[j] = round_f16 ? f32_round_f16(e) : e;
     }
 }
@@ -163,13 +210,13 @@ static void accumulate_scalar(float *acc, int n_rows, const float *p, const int 
             const float pj = p[r * ATTN_CHUNK + j];
             const float *vj = v + (size_t)j * hd;
             for (int d = 0; d < hd; d++)
-                a[d] += pj * vj[d];
+                a[d] = fmaf(pj, vj[d], a[d]);
         }
     }
 }
 
-static const struct attn_isa attn_isa_scalar = {row_to_f32_scalar, scores_scalar, exp_sum_scalar,
-                                                probs_scalar, accumulate_scalar};
+static const struct attn_isa attn_isa_scalar = {row_to_f32_scalar, scores_scalar, exp_shift_scalar,
+                                                sum_scalar, probs_scalar, accumulate_scalar};
 
 /* ---- the tile driver ---- */
 
@@ -234,7 +281,8 @@ static void attn_tile(const struct attn_job *j, int t0, int n_tok, int kvh, int 
     }
     int32_t pos[ATTN_TILE_ROWS];
     float *outp[ATTN_TILE_ROWS];
-    float m[ATTN_TILE_ROWS], l[ATTN_TILE_ROWS];
+    float m[ATTN_TILE_ROWS], inv[ATTN_TILE_ROWS];
+    double l[ATTN_TILE_ROWS];
     int nv[ATTN_TILE_ROWS];
 
     float *kbuf = scratch;
@@ -262,7 +310,7 @@ static void attn_tile(const struct attn_job *j, int t0, int n_tok, int kvh, int 
             pos[r] = b->pos[t];
             outp[r] = j->out + off;
             m[r] = -INFINITY;
-            l[r] = 0.0f;
+            l[r] = 0.0;
         }
     }
     memset(acc, 0, sizeof(float) * (size_t)n_rows * hd);
@@ -270,13 +318,21 @@ static void attn_tile(const struct attn_job *j, int t0, int n_tok, int kvh, int 
     const int32_t *table = b->block_tables[b->seq[t0]];
     const int32_t max_pos = pos[0];
     const int round_f16 = kv->type == PG_TYPE_F16;
-    for (int pass = 0; pass < 2; pass++) {
+    /* The cache holds steps of this tile's rows (a pair at least: SIMD
+     * score blocks may write one row past the last), so a tile of few rows
+     * (decoding) keeps many more steps. */
+    const int cache_rows = (n_rows + 1) & ~1;
+    const int cache_chunks = ATTN_TILE_ROWS * ATTN_CACHE_CHUNKS / cache_rows;
+    /* Pass 0: scores and their maximum; pass 1: exponentials and their sum;
+     * pass 2: probabilities times V. Cached steps keep their scores from
+     * pass 0 and their exponentials from pass 1; others recompute them. */
+    for (int pass = 0; pass < 3; pass++) {
         int active = n_rows;
         for (int32_t c0 = 0; c0 <= max_pos; c0 += ATTN_CHUNK) {
             const int nt = max_pos + 1 - c0 < ATTN_CHUNK ? max_pos + 1 - c0 : ATTN_CHUNK;
             const int ci = c0 / ATTN_CHUNK;
-            const int cached = ci < ATTN_CACHE_CHUNKS;
-            float *sc = cached ? cache + (size_t)ci * ATTN_TILE_ROWS * ATTN_CHUNK : s;
+            const int cached = ci < cache_chunks;
+            float *sc = cached ? cache + (size_t)ci * cache_rows * ATTN_CHUNK : s;
             const int need_scores = pass == 0 || !cached;
             for (int jj = 0; jj < nt; jj++) {
                 const int32_t p = c0 + jj;
@@ -284,7 +340,7 @@ static void attn_tile(const struct attn_job *j, int t0, int n_tok, int kvh, int 
                 if (need_scores)
                     isa->row_to_f32(kv->type, kv_slot(kv, blk, j->layer, 0, kvh, p % bs),
                                     kbuf + (size_t)jj * hd, hd);
-                if (pass == 1)
+                if (pass == 2)
                     isa->row_to_f32(kv->type, kv_slot(kv, blk, j->layer, 1, kvh, p % bs),
                                     vbuf + (size_t)jj * hd, hd);
             }
@@ -302,26 +358,24 @@ static void attn_tile(const struct attn_job *j, int t0, int n_tok, int kvh, int 
                 float *sr = sc + r * ATTN_CHUNK;
                 const int n = pos[r] + 1 - c0 < ATTN_CHUNK ? pos[r] + 1 - c0 : ATTN_CHUNK;
                 if (pass == 0) {
-                    float cm = sr[0];
-                    for (int jj = 1; jj < n; jj++)
-                        cm = sr[jj] > cm ? sr[jj] : cm;
-                    const float mn = cm > m[r] ? cm : m[r];
-                    const float alpha = ops_expf(m[r] - mn);
-                    float e[ATTN_CHUNK];
-                    memcpy(e, sr, sizeof e);
-                    l[r] = l[r] * alpha + isa->exp_sum(e, mn);
-                    m[r] = mn;
+                    for (int jj = 0; jj < n; jj++)
+                        m[r] = sr[jj] > m[r] ? sr[jj] : m[r];
+                } else if (pass == 1) {
+                    isa->exp_shift(sr, m[r]);
+                    l[r] = isa->sum(sr, l[r]);
                 } else {
-                    isa->probs(sr, m[r], l[r], round_f16);
+                    if (!cached)
+                        isa->exp_shift(sr, m[r]);
+                    isa->probs(sr, inv[r], round_f16);
                     nv[r] = n;
                 }
             }
-            if (pass == 1)
+            if (pass == 2)
                 isa->accumulate(acc, active, sc, nv, vbuf, hd);
         }
-        if (pass == 0) /* pass 2 scales by 1 / l */
+        if (pass == 1)
             for (int r = 0; r < n_rows; r++)
-                l[r] = 1.0f / l[r];
+                inv[r] = (float)(1.0 / l[r]);
     }
     for (int r = 0; r < n_rows; r++)
         memcpy(outp[r], acc + (size_t)r * hd, sizeof(float) * (size_t)hd);

@@ -1,8 +1,9 @@
 /*
  * attention_avx2.c: the attention numeric steps (attention_impl.h) with AVX2,
- * FMA and F16C, eight lanes over head_dim (head_dim % 8 == 0). A dot product
- * is one chain of fused multiply-adds over head_dim in order, then a fixed
- * horizontal sum; rows are blocked for register reuse, never regrouped.
+ * FMA and F16C (head_dim % 8 == 0), the operations of the scalar steps in
+ * attention.c in the same order: a 16-lane chain as two vectors of eight,
+ * four positions per vector of doubles where the order adds in double; rows
+ * are blocked for register reuse, never regrouped.
  */
 #include "ops/attention_impl.h"
 
@@ -49,60 +50,113 @@ static void row_to_f32_avx2(int type, const void *src, float *dst, int hd)
         _mm256_storeu_ps(dst + d, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(s16 + d))));
 }
 
-/* Scores of 2 rows x 4 positions. Each of the 8 accumulators is one chain of
- * fused multiply-adds over head_dim; horizontal adds then sum the lanes of
- * all 8 at once, every accumulator by the same tree ((0+1) + (2+3)) +
- * ((4+5) + (6+7)), so a score's bits do not depend on which rows and
- * positions share its block. Accumulator i = row * 4 + position ends in lane i. */
-static void score_block2x4(const float *q, const float *k, int hd, float scale, float *s)
+/* An 8 x 8 block of floats transposed: dst[i * dstride + r] = src[r * sstride + i]. */
+static inline void transpose8(const float *src, size_t sstride, float *dst, size_t dstride)
 {
-    __m256 acc[8];
-    for (int i = 0; i < 8; i++)
-        acc[i] = _mm256_setzero_ps();
-    for (int d = 0; d < hd; d += 8) {
-        const __m256 q0 = _mm256_loadu_ps(q + d), q1 = _mm256_loadu_ps(q + (size_t)hd + d);
-        for (int j = 0; j < 4; j++) {
-            const __m256 kv = _mm256_loadu_ps(k + (size_t)j * hd + d);
-            acc[j] = _mm256_fmadd_ps(q0, kv, acc[j]);
-            acc[4 + j] = _mm256_fmadd_ps(q1, kv, acc[4 + j]);
-        }
+    __m256 t[8], u[8];
+    for (int r = 0; r < 8; r += 2) {
+        const __m256 a = _mm256_loadu_ps(src + (size_t)r * sstride);
+        const __m256 b = _mm256_loadu_ps(src + (size_t)(r + 1) * sstride);
+        t[r] = _mm256_unpacklo_ps(a, b);
+        t[r + 1] = _mm256_unpackhi_ps(a, b);
     }
-    const __m256 s0 = _mm256_hadd_ps(acc[0], acc[1]), s1 = _mm256_hadd_ps(acc[2], acc[3]);
-    const __m256 s2 = _mm256_hadd_ps(acc[4], acc[5]), s3 = _mm256_hadd_ps(acc[6], acc[7]);
-    const __m256 t0 = _mm256_hadd_ps(s0, s1), t1 = _mm256_hadd_ps(s2, s3);
-    const __m256 sum = _mm256_add_ps(_mm256_permute2f128_ps(t0, t1, 0x20),
-                                     _mm256_permute2f128_ps(t0, t1, 0x31));
-    const __m256 sc = _mm256_mul_ps(sum, _mm256_set1_ps(scale));
-    _mm_storeu_ps(s, _mm256_castps256_ps128(sc));
-    _mm_storeu_ps(s + ATTN_CHUNK, _mm256_extractf128_ps(sc, 1));
+    for (int h = 0; h < 8; h += 4) {
+        u[h] = _mm256_shuffle_ps(t[h], t[h + 2], 0x44);
+        u[h + 1] = _mm256_shuffle_ps(t[h], t[h + 2], 0xEE);
+        u[h + 2] = _mm256_shuffle_ps(t[h + 1], t[h + 3], 0x44);
+        u[h + 3] = _mm256_shuffle_ps(t[h + 1], t[h + 3], 0xEE);
+    }
+    for (int i = 0; i < 4; i++) {
+        _mm256_storeu_ps(dst + (size_t)i * dstride, _mm256_permute2f128_ps(u[i], u[i + 4], 0x20));
+        _mm256_storeu_ps(dst + (size_t)(i + 4) * dstride,
+                         _mm256_permute2f128_ps(u[i], u[i + 4], 0x31));
+    }
 }
 
-/* Rows and positions are rounded up to whole 2 x 4 blocks: the extra ones
- * read scratch rows of the tile (zeroed or earlier data) and their scores,
- * which the driver overwrites or ignores, never mix into real ones. */
+/* The 64-element steps of q · k (attention_impl.h) for one row and one
+ * position: four 16-lane chains of fused multiply-adds as lanes 0-7 and
+ * 8-15, combined as (0 + 2) + (1 + 3), then lanes 0-7 plus 8-15 and hsum8:
+ * the tree of tree16. */
+static float head_dot(const float *q, const float *k, int np)
+{
+    __m256 acc[4][2];
+    for (int a = 0; a < 4; a++)
+        acc[a][0] = acc[a][1] = _mm256_setzero_ps();
+    for (int d0 = 0; d0 < np; d0 += 64)
+        for (int a = 0; a < 4; a++)
+            for (int h = 0; h < 2; h++) {
+                const int d = d0 + a * 16 + h * 8;
+                acc[a][h] = _mm256_fmadd_ps(_mm256_loadu_ps(q + d), _mm256_loadu_ps(k + d),
+                                            acc[a][h]);
+            }
+    __m256 v[2];
+    for (int h = 0; h < 2; h++)
+        v[h] = _mm256_add_ps(_mm256_add_ps(acc[0][h], acc[2][h]),
+                             _mm256_add_ps(acc[1][h], acc[3][h]));
+    return hsum8(_mm256_add_ps(v[0], v[1]));
+}
+
+/* Scores for all ATTN_CHUNK positions (those past n_pos read earlier or
+ * zeroed scratch rows; the driver overwrites their scores): the 64-element
+ * steps per pair, then the remaining elements against a transposed copy of
+ * K, four positions per vector of doubles, one product at a time in order
+ * as dot_scalar adds them. */
 static void scores_avx2(const float *q, int n_rows, const float *k, int n_pos, int hd,
                         float scale, float *s)
 {
-    for (int r = 0; r < n_rows; r += 2)
-        for (int j = 0; j < n_pos; j += 4)
-            score_block2x4(q + (size_t)r * hd, k + (size_t)j * hd, hd, scale,
-                           s + r * ATTN_CHUNK + j);
+    (void)n_pos;
+    const int np = hd & ~63, nt = hd - np;
+    if (np > 0)
+        for (int r = 0; r < n_rows; r++)
+            for (int j = 0; j < ATTN_CHUNK; j++)
+                s[r * ATTN_CHUNK + j] = head_dot(q + (size_t)r * hd, k + (size_t)j * hd, np);
+    float kt[64 * ATTN_CHUNK]; /* kt[d * ATTN_CHUNK + j] = k_j[np + d] */
+    for (int j = 0; j < ATTN_CHUNK; j += 8)
+        for (int d = 0; d < nt; d += 8)
+            transpose8(k + (size_t)j * hd + np + d, (size_t)hd, kt + d * ATTN_CHUNK + j,
+                       ATTN_CHUNK);
+    const __m256 sc = _mm256_set1_ps(scale);
+    _Static_assert(ATTN_CHUNK == 32, "scores_avx2 keeps eight vectors of four positions");
+    for (int r = 0; r < n_rows; r++) {
+        float *sr = s + r * ATTN_CHUNK;
+        const float *qr = q + (size_t)r * hd + np;
+        __m256d acc[8];
+        for (int g = 0; g < 8; g++)
+            acc[g] = np > 0 ? _mm256_cvtps_pd(_mm_loadu_ps(sr + 4 * g)) : _mm256_setzero_pd();
+        for (int d = 0; d < nt; d++) {
+            const __m256 qd = _mm256_set1_ps(qr[d]);
+            for (int g = 0; g < 4; g++) {
+                const __m256 pr = _mm256_mul_ps(qd, _mm256_loadu_ps(kt + d * ATTN_CHUNK + 8 * g));
+                acc[2 * g] = _mm256_add_pd(acc[2 * g], _mm256_cvtps_pd(_mm256_castps256_ps128(pr)));
+                acc[2 * g + 1] =
+                    _mm256_add_pd(acc[2 * g + 1], _mm256_cvtps_pd(_mm256_extractf128_ps(pr, 1)));
+            }
+        }
+        for (int g = 0; g < 4; g++) {
+            const __m256 v =
+                _mm256_set_m128(_mm256_cvtpd_ps(acc[2 * g + 1]), _mm256_cvtpd_ps(acc[2 * g]));
+            _mm256_storeu_ps(sr + 8 * g, _mm256_mul_ps(v, sc));
+        }
+    }
 }
 
-static float exp_sum_avx2(float *p, float max)
+static void exp_shift_avx2(float *p, float max)
 {
-    _Static_assert(ATTN_CHUNK == 32, "exp_sum_avx2 sums four vectors");
     ops_exp_shift_avx2(p, ATTN_CHUNK, max);
-    const __m256 a = _mm256_add_ps(_mm256_loadu_ps(p), _mm256_loadu_ps(p + 8));
-    const __m256 b = _mm256_add_ps(_mm256_loadu_ps(p + 16), _mm256_loadu_ps(p + 24));
-    return hsum8(_mm256_add_ps(a, b));
 }
 
-/* The same operations as probs_scalar: exp, a multiply, F16 rounding through
+/* Lanes 0-7 plus lanes 8-15, then hsum8: the tree of sum_avx512. */
+static double sum_avx2(const float *p, double sum)
+{
+    for (int j = 0; j < ATTN_CHUNK; j += 16)
+        sum += (double)hsum8(_mm256_add_ps(_mm256_loadu_ps(p + j), _mm256_loadu_ps(p + j + 8)));
+    return sum;
+}
+
+/* The same operations as probs_scalar: a multiply, F16 rounding through
  * F16C (bit-exact with the scalar conversion). */
-static void probs_avx2(float *p, float max, float inv, int round_f16)
+static void probs_avx2(float *p, float inv, int round_f16)
 {
-    ops_exp_shift_avx2(p, ATTN_CHUNK, max);
     const __m256 iv = _mm256_set1_ps(inv);
     for (int j = 0; j < ATTN_CHUNK; j += 8) {
         __m256 e = _mm256_mul_ps(_mm256_loadu_ps(p + j), iv);
@@ -168,6 +222,6 @@ static void accumulate_avx2(float *acc, int n_rows, const float *p, const int *n
     }
 }
 
-const struct attn_isa attn_isa_avx2 = {row_to_f32_avx2, scores_avx2, exp_sum_avx2, probs_avx2,
-                                       accumulate_avx2};
+const struct attn_isa attn_isa_avx2 = {row_to_f32_avx2, scores_avx2, exp_shift_avx2,
+                                       sum_avx2,        probs_avx2,  accumulate_avx2};
 #endif

@@ -1,8 +1,9 @@
 /*
  * attention_avx512.c: the attention numeric steps (attention_impl.h) with
- * AVX-512, sixteen lanes over head_dim (head_dim % 16 == 0). A dot product
- * is one chain of fused multiply-adds over head_dim in order, then a fixed
- * horizontal sum; rows are blocked for register reuse, never regrouped.
+ * AVX-512 (head_dim % 16 == 0), the operations of the scalar steps in
+ * attention.c in the same order: sixteen lanes over head_dim where the
+ * order has 16-lane chains, eight positions per vector of doubles where it
+ * adds in double; rows are blocked for register reuse, never regrouped.
  */
 #include "ops/attention_impl.h"
 
@@ -51,73 +52,133 @@ static void row_to_f32_avx512(int type, const void *src, float *dst, int hd)
                          _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(s16 + d))));
 }
 
-/* Scores of 4 rows x 4 positions. Each of the 16 accumulators is one chain
- * of fused multiply-adds over head_dim; a transposing tree then sums the 16
- * lanes of every accumulator at once, and the tree treats every accumulator
- * alike: lanes l, l+4, l+8, l+12 as (l + (l+8)) + ((l+4) + (l+12)), then
- * those four as (0 + 2) + (1 + 3). So a score's bits do not depend on which
- * rows and positions share its block. Accumulator i = position * 4 + row
- * ends in lane row * 4 + position. */
-static void score_block4x4(const float *q, const float *k, int hd, float scale, float *s)
+/* An 8 x 8 block of floats transposed: dst[i * dstride + r] = src[r * sstride + i]. */
+static inline void transpose8(const float *src, size_t sstride, float *dst, size_t dstride)
 {
-    __m512 acc[16];
-    for (int i = 0; i < 16; i++)
-        acc[i] = _mm512_setzero_ps();
-    for (int d = 0; d < hd; d += 16) {
-        __m512 qv[4];
-        for (int r = 0; r < 4; r++)
-            qv[r] = _mm512_loadu_ps(q + (size_t)r * hd + d);
-        for (int j = 0; j < 4; j++) {
-            const __m512 kv = _mm512_loadu_ps(k + (size_t)j * hd + d);
-            for (int r = 0; r < 4; r++)
-                acc[j * 4 + r] = _mm512_fmadd_ps(qv[r], kv, acc[j * 4 + r]);
-        }
+    __m256 t[8], u[8];
+    for (int r = 0; r < 8; r += 2) {
+        const __m256 a = _mm256_loadu_ps(src + (size_t)r * sstride);
+        const __m256 b = _mm256_loadu_ps(src + (size_t)(r + 1) * sstride);
+        t[r] = _mm256_unpacklo_ps(a, b);
+        t[r + 1] = _mm256_unpackhi_ps(a, b);
     }
-    __m512 c[8], dq[4], e[2];
-    for (int i = 0; i < 8; i++)
-        c[i] = _mm512_add_ps(_mm512_shuffle_f32x4(acc[2 * i], acc[2 * i + 1], 0x44),
-                             _mm512_shuffle_f32x4(acc[2 * i], acc[2 * i + 1], 0xEE));
-    for (int i = 0; i < 4; i++)
-        dq[i] = _mm512_add_ps(_mm512_shuffle_f32x4(c[2 * i], c[2 * i + 1], 0x88),
-                              _mm512_shuffle_f32x4(c[2 * i], c[2 * i + 1], 0xDD));
-    for (int i = 0; i < 2; i++)
-        e[i] = _mm512_add_ps(_mm512_unpacklo_ps(dq[2 * i], dq[2 * i + 1]),
-                             _mm512_unpackhi_ps(dq[2 * i], dq[2 * i + 1]));
-    const __m512 lo = _mm512_castpd_ps(
-        _mm512_unpacklo_pd(_mm512_castps_pd(e[0]), _mm512_castps_pd(e[1])));
-    const __m512 hi = _mm512_castpd_ps(
-        _mm512_unpackhi_pd(_mm512_castps_pd(e[0]), _mm512_castps_pd(e[1])));
-    const __m512 sum = _mm512_mul_ps(_mm512_add_ps(lo, hi), _mm512_set1_ps(scale));
-    _mm_storeu_ps(s, _mm512_extractf32x4_ps(sum, 0));
-    _mm_storeu_ps(s + ATTN_CHUNK, _mm512_extractf32x4_ps(sum, 1));
-    _mm_storeu_ps(s + 2 * ATTN_CHUNK, _mm512_extractf32x4_ps(sum, 2));
-    _mm_storeu_ps(s + 3 * ATTN_CHUNK, _mm512_extractf32x4_ps(sum, 3));
+    for (int h = 0; h < 8; h += 4) {
+        u[h] = _mm256_shuffle_ps(t[h], t[h + 2], 0x44);
+        u[h + 1] = _mm256_shuffle_ps(t[h], t[h + 2], 0xEE);
+        u[h + 2] = _mm256_shuffle_ps(t[h + 1], t[h + 3], 0x44);
+        u[h + 3] = _mm256_shuffle_ps(t[h + 1], t[h + 3], 0xEE);
+    }
+    for (int i = 0; i < 4; i++) {
+        _mm256_storeu_ps(dst + (size_t)i * dstride, _mm256_permute2f128_ps(u[i], u[i + 4], 0x20));
+        _mm256_storeu_ps(dst + (size_t)(i + 4) * dstride,
+                         _mm256_permute2f128_ps(u[i], u[i + 4], 0x31));
+    }
 }
 
-/* Rows and positions are rounded up to whole 4 x 4 blocks: the extra ones
- * read scratch rows of the tile (zeroed or earlier data) and their scores,
- * which the driver overwrites or ignores, never mix into real ones. */
+/* The 64-element steps of q · k (attention_impl.h) for 2 rows x 2
+ * positions: four chains of fused multiply-adds per pair, combined as
+ * (0 + 2) + (1 + 3), then the lanes by the tree of hsum16 (tree16). */
+static void head_block2x2(const float *q, const float *k, int hd, int np, float *s)
+{
+    __m512 acc[4][4];
+    for (int p = 0; p < 4; p++)
+        for (int a = 0; a < 4; a++)
+            acc[p][a] = _mm512_setzero_ps();
+    for (int d0 = 0; d0 < np; d0 += 64)
+        for (int a = 0; a < 4; a++) {
+            const int d = d0 + a * 16;
+            const __m512 q0 = _mm512_loadu_ps(q + d), q1 = _mm512_loadu_ps(q + (size_t)hd + d);
+            const __m512 k0 = _mm512_loadu_ps(k + d), k1 = _mm512_loadu_ps(k + (size_t)hd + d);
+            acc[0][a] = _mm512_fmadd_ps(q0, k0, acc[0][a]);
+            acc[1][a] = _mm512_fmadd_ps(q0, k1, acc[1][a]);
+            acc[2][a] = _mm512_fmadd_ps(q1, k0, acc[2][a]);
+            acc[3][a] = _mm512_fmadd_ps(q1, k1, acc[3][a]);
+        }
+    __m512 v[4];
+    for (int p = 0; p < 4; p++)
+        v[p] = _mm512_add_ps(_mm512_add_ps(acc[p][0], acc[p][2]),
+                             _mm512_add_ps(acc[p][1], acc[p][3]));
+    /* hsum16 of all four at once: lanes i + (i+8) (quarters 0+2, 1+3 of
+     * each pair of vectors), then i + (i+4) (a pair's two quarters), leaving
+     * quarter p of g holding lanes 0-3 of pair p; then i + (i+2) and the
+     * last pair inside each quarter. */
+    const __m512 h01 = _mm512_add_ps(_mm512_shuffle_f32x4(v[0], v[1], 0x44),
+                                     _mm512_shuffle_f32x4(v[0], v[1], 0xEE));
+    const __m512 h23 = _mm512_add_ps(_mm512_shuffle_f32x4(v[2], v[3], 0x44),
+                                     _mm512_shuffle_f32x4(v[2], v[3], 0xEE));
+    const __m512 g = _mm512_add_ps(_mm512_shuffle_f32x4(h01, h23, 0x88),
+                                   _mm512_shuffle_f32x4(h01, h23, 0xDD));
+    const __m512 k2 = _mm512_add_ps(g, _mm512_shuffle_ps(g, g, _MM_SHUFFLE(1, 0, 3, 2)));
+    const __m512 r = _mm512_add_ps(k2, _mm512_shuffle_ps(k2, k2, _MM_SHUFFLE(2, 3, 0, 1)));
+    float h[16];
+    _mm512_storeu_ps(h, r);
+    s[0] = h[0];
+    s[1] = h[4];
+    s[ATTN_CHUNK] = h[8];
+    s[ATTN_CHUNK + 1] = h[12];
+}
+
+/* Scores for all ATTN_CHUNK positions (those past n_pos read earlier or
+ * zeroed scratch rows; the driver overwrites their scores): the 64-element
+ * steps by blocks, then the remaining elements against a transposed copy of
+ * K, eight positions per vector of doubles, one product at a time in order
+ * as dot_scalar adds them. Rows are rounded up to a pair in the first part
+ * (scratch rows again). */
 static void scores_avx512(const float *q, int n_rows, const float *k, int n_pos, int hd,
                           float scale, float *s)
 {
-    for (int r = 0; r < n_rows; r += 4)
-        for (int j = 0; j < n_pos; j += 4)
-            score_block4x4(q + (size_t)r * hd, k + (size_t)j * hd, hd, scale,
-                           s + r * ATTN_CHUNK + j);
+    (void)n_pos;
+    const int np = hd & ~63, nt = hd - np;
+    if (np > 0)
+        for (int r = 0; r < n_rows; r += 2)
+            for (int j = 0; j < ATTN_CHUNK; j += 2)
+                head_block2x2(q + (size_t)r * hd, k + (size_t)j * hd, hd, np,
+                              s + r * ATTN_CHUNK + j);
+    float kt[64 * ATTN_CHUNK]; /* kt[d * ATTN_CHUNK + j] = k_j[np + d] */
+    for (int j = 0; j < ATTN_CHUNK; j += 8)
+        for (int d = 0; d < nt; d += 8)
+            transpose8(k + (size_t)j * hd + np + d, (size_t)hd, kt + d * ATTN_CHUNK + j,
+                       ATTN_CHUNK);
+    const __m512 sc = _mm512_set1_ps(scale);
+    _Static_assert(ATTN_CHUNK == 32, "scores_avx512 keeps four vectors of eight positions");
+    for (int r = 0; r < n_rows; r++) {
+        float *sr = s + r * ATTN_CHUNK;
+        const float *qr = q + (size_t)r * hd + np;
+        __m512d acc[4];
+        for (int g = 0; g < 4; g++)
+            acc[g] = np > 0 ? _mm512_cvtps_pd(_mm256_loadu_ps(sr + 8 * g)) : _mm512_setzero_pd();
+        for (int d = 0; d < nt; d++) {
+            const __m256 qd = _mm256_set1_ps(qr[d]);
+            const float *kd = kt + d * ATTN_CHUNK;
+            for (int g = 0; g < 4; g++)
+                acc[g] = _mm512_add_pd(
+                    acc[g], _mm512_cvtps_pd(_mm256_mul_ps(qd, _mm256_loadu_ps(kd + 8 * g))));
+        }
+        const __m512 lo = _mm512_castps256_ps512(_mm512_cvtpd_ps(acc[0]));
+        const __m512 v0 = _mm512_insertf32x8(lo, _mm512_cvtpd_ps(acc[1]), 1);
+        const __m512 hi = _mm512_castps256_ps512(_mm512_cvtpd_ps(acc[2]));
+        const __m512 v1 = _mm512_insertf32x8(hi, _mm512_cvtpd_ps(acc[3]), 1);
+        _mm512_storeu_ps(sr, _mm512_mul_ps(v0, sc));
+        _mm512_storeu_ps(sr + 16, _mm512_mul_ps(v1, sc));
+    }
 }
 
-static float exp_sum_avx512(float *p, float max)
+static void exp_shift_avx512(float *p, float max)
 {
-    _Static_assert(ATTN_CHUNK == 32, "exp_sum_avx512 sums two vectors");
     ops_exp_shift_avx512(p, ATTN_CHUNK, max);
-    return hsum16(_mm512_add_ps(_mm512_loadu_ps(p), _mm512_loadu_ps(p + 16)));
 }
 
-/* The same operations as probs_scalar: exp, a multiply, F16 rounding
- * (bit-exact with the scalar conversion). */
-static void probs_avx512(float *p, float max, float inv, int round_f16)
+static double sum_avx512(const float *p, double sum)
 {
-    ops_exp_shift_avx512(p, ATTN_CHUNK, max);
+    for (int j = 0; j < ATTN_CHUNK; j += 16)
+        sum += (double)hsum16(_mm512_loadu_ps(p + j));
+    return sum;
+}
+
+/* The same operations as probs_scalar: a multiply, F16 rounding (bit-exact
+ * with the scalar conversion). */
+static void probs_avx512(float *p, float inv, int round_f16)
+{
     const __m512 iv = _mm512_set1_ps(inv);
     for (int j = 0; j < ATTN_CHUNK; j += 16) {
         __m512 e = _mm512_mul_ps(_mm512_loadu_ps(p + j), iv);
@@ -183,6 +244,6 @@ static void accumulate_avx512(float *acc, int n_rows, const float *p, const int 
     }
 }
 
-const struct attn_isa attn_isa_avx512 = {row_to_f32_avx512, scores_avx512, exp_sum_avx512, probs_avx512,
-                                       accumulate_avx512};
+const struct attn_isa attn_isa_avx512 = {row_to_f32_avx512, scores_avx512, exp_shift_avx512,
+                                         sum_avx512,        probs_avx512,  accumulate_avx512};
 #endif
