@@ -13,6 +13,7 @@
 
 #include "base/fp16.h"
 #include "ops/ops_simd.h"
+#include "ops/simd_x86.h"
 #include "ops/types.h"
 
 static inline float hsum8(__m256 v)
@@ -48,29 +49,6 @@ static void row_to_f32_avx2(int type, const void *src, float *dst, int hd)
     }
     for (int d = 0; d < hd; d += 8)
         _mm256_storeu_ps(dst + d, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(s16 + d))));
-}
-
-/* An 8 x 8 block of floats transposed: dst[i * dstride + r] = src[r * sstride + i]. */
-static inline void transpose8(const float *src, size_t sstride, float *dst, size_t dstride)
-{
-    __m256 t[8], u[8];
-    for (int r = 0; r < 8; r += 2) {
-        const __m256 a = _mm256_loadu_ps(src + (size_t)r * sstride);
-        const __m256 b = _mm256_loadu_ps(src + (size_t)(r + 1) * sstride);
-        t[r] = _mm256_unpacklo_ps(a, b);
-        t[r + 1] = _mm256_unpackhi_ps(a, b);
-    }
-    for (int h = 0; h < 8; h += 4) {
-        u[h] = _mm256_shuffle_ps(t[h], t[h + 2], 0x44);
-        u[h + 1] = _mm256_shuffle_ps(t[h], t[h + 2], 0xEE);
-        u[h + 2] = _mm256_shuffle_ps(t[h + 1], t[h + 3], 0x44);
-        u[h + 3] = _mm256_shuffle_ps(t[h + 1], t[h + 3], 0xEE);
-    }
-    for (int i = 0; i < 4; i++) {
-        _mm256_storeu_ps(dst + (size_t)i * dstride, _mm256_permute2f128_ps(u[i], u[i + 4], 0x20));
-        _mm256_storeu_ps(dst + (size_t)(i + 4) * dstride,
-                         _mm256_permute2f128_ps(u[i], u[i + 4], 0x31));
-    }
 }
 
 /* The 64-element steps of q · k (attention_impl.h) for one row and one
@@ -113,7 +91,7 @@ static void scores_avx2(const float *q, int n_rows, const float *k, int n_pos, i
     float kt[64 * ATTN_CHUNK]; /* kt[d * ATTN_CHUNK + j] = k_j[np + d] */
     for (int j = 0; j < ATTN_CHUNK; j += 8)
         for (int d = 0; d < nt; d += 8)
-            transpose8(k + (size_t)j * hd + np + d, (size_t)hd, kt + d * ATTN_CHUNK + j,
+            transpose8x8_ps(k + (size_t)j * hd + np + d, (size_t)hd, kt + d * ATTN_CHUNK + j,
                        ATTN_CHUNK);
     const __m256 sc = _mm256_set1_ps(scale);
     _Static_assert(ATTN_CHUNK == 32, "scores_avx2 keeps eight vectors of four positions");

@@ -13,6 +13,7 @@
 
 #include "base/fp16.h"
 #include "ops/ops_simd.h"
+#include "ops/simd_x86.h"
 #include "ops/types.h"
 
 static inline float hsum16(__m512 v)
@@ -50,29 +51,6 @@ static void row_to_f32_avx512(int type, const void *src, float *dst, int hd)
     for (int d = 0; d < hd; d += 16)
         _mm512_storeu_ps(dst + d,
                          _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(s16 + d))));
-}
-
-/* An 8 x 8 block of floats transposed: dst[i * dstride + r] = src[r * sstride + i]. */
-static inline void transpose8(const float *src, size_t sstride, float *dst, size_t dstride)
-{
-    __m256 t[8], u[8];
-    for (int r = 0; r < 8; r += 2) {
-        const __m256 a = _mm256_loadu_ps(src + (size_t)r * sstride);
-        const __m256 b = _mm256_loadu_ps(src + (size_t)(r + 1) * sstride);
-        t[r] = _mm256_unpacklo_ps(a, b);
-        t[r + 1] = _mm256_unpackhi_ps(a, b);
-    }
-    for (int h = 0; h < 8; h += 4) {
-        u[h] = _mm256_shuffle_ps(t[h], t[h + 2], 0x44);
-        u[h + 1] = _mm256_shuffle_ps(t[h], t[h + 2], 0xEE);
-        u[h + 2] = _mm256_shuffle_ps(t[h + 1], t[h + 3], 0x44);
-        u[h + 3] = _mm256_shuffle_ps(t[h + 1], t[h + 3], 0xEE);
-    }
-    for (int i = 0; i < 4; i++) {
-        _mm256_storeu_ps(dst + (size_t)i * dstride, _mm256_permute2f128_ps(u[i], u[i + 4], 0x20));
-        _mm256_storeu_ps(dst + (size_t)(i + 4) * dstride,
-                         _mm256_permute2f128_ps(u[i], u[i + 4], 0x31));
-    }
 }
 
 /* The 64-element steps of q · k (attention_impl.h) for 2 rows x 2
@@ -137,7 +115,7 @@ static void scores_avx512(const float *q, int n_rows, const float *k, int n_pos,
     float kt[64 * ATTN_CHUNK]; /* kt[d * ATTN_CHUNK + j] = k_j[np + d] */
     for (int j = 0; j < ATTN_CHUNK; j += 8)
         for (int d = 0; d < nt; d += 8)
-            transpose8(k + (size_t)j * hd + np + d, (size_t)hd, kt + d * ATTN_CHUNK + j,
+            transpose8x8_ps(k + (size_t)j * hd + np + d, (size_t)hd, kt + d * ATTN_CHUNK + j,
                        ATTN_CHUNK);
     const __m512 sc = _mm512_set1_ps(scale);
     _Static_assert(ATTN_CHUNK == 32, "scores_avx512 keeps four vectors of eight positions");
