@@ -200,7 +200,9 @@ ALWAYS_INLINE void kq_row(int type, int C, const uint8_t *w, const block_q8_K *c
 #pragma GCC unroll 8
         for (int c = 0; c < C; c++) {
             const __m256i s8 = _mm256_add_epi32(_mm512_castsi512_si256(sum[c]), _mm512_extracti64x4_epi64(sum[c], 1));
-            kq_block_step(type, s8, &x[c][i], &k, xp[c * nb + i].gs, &acc[c], &accm[c], &mins[c]);
+            const __m128i gs = type == PG_TYPE_Q4_K || type == PG_TYPE_Q5_K ? xp[c * nb + i].gs
+                                                                           : _mm_setzero_si128();
+            kq_block_step(type, s8, &x[c][i], &k, gs, &acc[c], &accm[c], &mins[c]);
         }
     }
 #pragma GCC unroll 8
