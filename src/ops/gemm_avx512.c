@@ -15,7 +15,6 @@
  */
 #include <immintrin.h>
 #include <math.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "ops/kernels.h"
@@ -739,24 +738,18 @@ static void gemm_q5_0_avx512(const struct gemm_args *a) { gemm_panels(PG_TYPE_Q5
 static void gemm_q8_0_row1(const struct gemm_args *a)
 {
     const int64_t nb = a->k / 32;
-    const block_q8_0 *x = (const block_q8_0 *)(const void *)a->x;
-    enum { STACK_BLOCKS = 1024 };
-    float dx_local[STACK_BLOCKS];
-    int32_t corr_local[STACK_BLOCKS];
-    float *dx = nb <= STACK_BLOCKS ? dx_local : malloc(sizeof(float) * (size_t)nb);
-    int32_t *corr = nb <= STACK_BLOCKS ? corr_local : malloc(sizeof(int32_t) * (size_t)nb);
-    if (!dx || !corr) { /* the panels need no scratch */
-        if (dx != dx_local)
-            free(dx);
-        if (corr != corr_local)
-            free(corr);
+    if (nb > ACT_CHUNK * SEG_BLOCKS) { /* longer than the block info holds */
         gemm_panels(PG_TYPE_Q8_0, a);
         return;
     }
-    for (int64_t j = 0; j < nb; j++) {
-        dx[j] = _cvtsh_ss(x[j].d);
-        corr[j] = 128 * sum_bytes32((const uint8_t *)x[j].qs);
-    }
+    /* The row's block info, as the panels prepare it, in a flat run. */
+    struct act_info ai;
+    int32_t *corr = &ai.corr[0][0];
+    float *dx = &ai.d[0][0];
+    for (int64_t j = 0; j < nb; j++)
+        act_info_fill(PG_TYPE_Q8_0, a->x + (size_t)j * sizeof(block_q8_0), &corr[j], &dx[j],
+                      &(&ai.s[0][0])[j]);
+    const block_q8_0 *x = (const block_q8_0 *)(const void *)a->x;
     const __m256i flip = _mm256_set1_epi8((char)0x80);
     for (int64_t r = 0; r < a->n; r++) {
         const block_q8_0 *w = (const block_q8_0 *)(const void *)(a->w + (size_t)r * a->w_stride);
@@ -791,10 +784,6 @@ static void gemm_q8_0_row1(const struct gemm_args *a)
         }
         a->y[r] = acc;
     }
-    if (dx != dx_local)
-        free(dx);
-    if (corr != corr_local)
-        free(corr);
 }
 
 static void gemm_q8_0_avx512(const struct gemm_args *a)
