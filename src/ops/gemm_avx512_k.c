@@ -94,9 +94,20 @@ ALWAYS_INLINE __m512i kq_codes(int type, const struct kq_blk *k, int u)
     }
 }
 
+/* q4_K, q5_K and q6_K rows take their 64-value vectors in pairs: the dots
+ * of the first vector's lanes go to the upper 16 bits of a 32-bit lane, the
+ * second's to the lower (every four-value dot of these types fits 16 bits),
+ * and one vpdpwssd applies both group scales. Three multiplies per 128
+ * values instead of four; see the tiles below for why that counts. */
+ALWAYS_INLINE int kq_paired(int type)
+{
+    return type == PG_TYPE_Q4_K || type == PG_TYPE_Q5_K || type == PG_TYPE_Q6_K;
+}
+
 /* What kq_row needs of an activation block beyond its codes, worked out once
  * per call rather than once per weight row: the code offset's share of each
- * 16-bit pair sum (q3_K, q6_K) and the 32-value group sums (q4_K, q5_K). */
+ * 16-bit pair sum (q3_K) or, for the paired types, of each 32-bit lane's dot
+ * (q6_K), and the 32-value group sums (q4_K, q5_K). */
 struct kq_xp {
     __m512i off[4];
     __m128i gs;
@@ -104,11 +115,29 @@ struct kq_xp {
 
 ALWAYS_INLINE void kq_xp_fill(int type, const block_q8_K *x, struct kq_xp *o)
 {
+    const __m512i off = _mm512_set1_epi8((char)kq_offset(type));
     if (kq_offset(type))
-        for (int u = 0; u < 4; u++)
-            o->off[u] = _mm512_maddubs_epi16(_mm512_set1_epi8((char)kq_offset(type)),
-                                             _mm512_loadu_si512((const void *)(x->qs + 64 * u)));
+        for (int u = 0; u < 4; u++) {
+            const __m512i a = _mm512_loadu_si512((const void *)(x->qs + 64 * u));
+            o->off[u] = kq_paired(type)
+                ? _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_dpbusd_epi32(_mm512_setzero_si512(), off, a))
+                : _mm512_maddubs_epi16(off, a);
+        }
     o->gs = type == PG_TYPE_Q4_K || type == PG_TYPE_Q5_K ? kq_group_sums(x) : _mm_setzero_si128();
+}
+
+/* For pair p (vectors 2p, 2p + 1): per 32-bit lane l, the scale of vector
+ * 2p + 1's lane l in the lower 16 bits and of vector 2p's in the upper. */
+ALWAYS_INLINE __m512i kq_pair_scales(__m256i s16, int p)
+{
+    const short a = (short)(8 * p), b = (short)(8 * p + 4);
+    const __m512i idx = _mm512_set_epi16(
+        (short)(a + 3), (short)(b + 3), (short)(a + 3), (short)(b + 3), (short)(a + 3), (short)(b + 3),
+        (short)(a + 3), (short)(b + 3), (short)(a + 2), (short)(b + 2), (short)(a + 2), (short)(b + 2),
+        (short)(a + 2), (short)(b + 2), (short)(a + 2), (short)(b + 2), (short)(a + 1), (short)(b + 1),
+        (short)(a + 1), (short)(b + 1), (short)(a + 1), (short)(b + 1), (short)(a + 1), (short)(b + 1), a, b,
+        a, b, a, b, a, b);
+    return _mm512_permutexvar_epi16(idx, _mm512_castsi256_si512(s16));
 }
 
 /* A thread's scratch for kq_xp, kept between calls (decode makes hundreds of
@@ -184,17 +213,42 @@ ALWAYS_INLINE void kq_row(int type, int C, const uint8_t *w, const block_q8_K *c
 #pragma GCC unroll 8
         for (int c = 0; c < C; c++)
             sum[c] = _mm512_setzero_si512();
-#pragma GCC unroll 4
-        for (int u = 0; u < 4; u++) {
-            const __m512i q = kq_codes(type, &k, u);
-            const __m512i sc = kq_scale_vec(k.s16, u);
+        if (kq_paired(type)) {
+#pragma GCC unroll 2
+            for (int p = 0; p < 2; p++) {
+                const __m512i qa = kq_codes(type, &k, 2 * p), qb = kq_codes(type, &k, 2 * p + 1);
+                const __m512i sp = kq_pair_scales(k.s16, p);
 #pragma GCC unroll 8
-            for (int c = 0; c < C; c++) {
-                const __m512i a = _mm512_loadu_si512((const void *)(x[c][i].qs + 64 * u));
-                __m512i p = _mm512_maddubs_epi16(q, a);
-                if (kq_offset(type))
-                    p = _mm512_sub_epi16(p, _mm512_load_si512((const void *)&xp[c * nb + i].off[u]));
-                sum[c] = _mm512_add_epi32(sum[c], _mm512_madd_epi16(sc, p));
+                for (int c = 0; c < C; c++) {
+                    const __m512i aa = _mm512_loadu_si512((const void *)(x[c][i].qs + 128 * p));
+                    const __m512i ab = _mm512_loadu_si512((const void *)(x[c][i].qs + 128 * p + 64));
+                    __m512i sa = _mm512_setzero_si512(), sb = _mm512_setzero_si512();
+                    if (kq_offset(type)) {
+                        sa = _mm512_load_si512((const void *)&xp[c * nb + i].off[2 * p]);
+                        sb = _mm512_load_si512((const void *)&xp[c * nb + i].off[2 * p + 1]);
+                    }
+                    /* The lower halves from the second dot, as they are:
+                     * added instead, a negative one would borrow from the
+                     * upper. */
+                    const __m512i two = _mm512_mask_blend_epi16(
+                        0x55555555u, _mm512_slli_epi32(_mm512_dpbusd_epi32(sa, qa, aa), 16),
+                        _mm512_dpbusd_epi32(sb, qb, ab));
+                    sum[c] = _mm512_dpwssd_epi32(sum[c], two, sp);
+                }
+            }
+        } else {
+#pragma GCC unroll 4
+            for (int u = 0; u < 4; u++) {
+                const __m512i q = kq_codes(type, &k, u);
+                const __m512i sc = kq_scale_vec(k.s16, u);
+#pragma GCC unroll 8
+                for (int c = 0; c < C; c++) {
+                    const __m512i a = _mm512_loadu_si512((const void *)(x[c][i].qs + 64 * u));
+                    __m512i p = _mm512_maddubs_epi16(q, a);
+                    if (kq_offset(type))
+                        p = _mm512_sub_epi16(p, _mm512_load_si512((const void *)&xp[c * nb + i].off[u]));
+                    sum[c] = _mm512_add_epi32(sum[c], _mm512_madd_epi16(sc, p));
+                }
             }
         }
 #pragma GCC unroll 8
@@ -251,26 +305,44 @@ ALWAYS_INLINE void kq_gemm(int type, const struct gemm_args *a)
 /* ---- q4_K, q5_K and q6_K with four or more activation rows: tiles ----
  *
  * The same integers and float steps as kq_row, arranged for reuse. Each
- * weight row is unpacked once per call into a scratch row (codes, and per
- * 32-bit lane the scale of the lane's group with a zero upper half); a
- * micro-kernel then takes two weight rows against four activation rows.
- * vpdpbusd gives each lane the exact dot of its four codes with their four
- * activations, and vpdpwssd multiplies that by the lane's scale (the upper
- * half of the dot meets the zero upper half of the scale) and adds it to
- * the block's lane sum: two instructions per 64 values where the
- * maddubs / madd / add sequence takes three. q6_K's code offset enters as
- * the starting value of the dot, -32 times the lane's activation sum,
- * prepared once per activation row. At a block's end the two 256-bit halves
- * of a lane sum are added (exact integers), two pairs share one zmm for the
- * fused multiply-add, and four pairs share one for the minimum step (q4_K:
- * four lanes a pair; q5_K: one exact integer a pair, in all four). */
+ * weight row is unpacked once per call into a scratch row and each group of
+ * four activation rows is prepared once; a micro-kernel then takes two
+ * weight rows against four activation rows. Multiplies of every kind share
+ * one 512-bit port here, so the kernel is arranged to issue as few as it
+ * can: three per 128 values, where a dot and a scaling per 64 take four.
+ *
+ * The activations enter as unsigned bytes (codes + 128) and the weight
+ * codes as the signed side (q6_K's with its offset of 32 taken off), so
+ * vpdpbusd gives each 32-bit lane the exact dot of four codes with four
+ * activations plus 128 times the codes' sum. Every such dot fits 16 bits,
+ * so the dots of two vectors can share one 32-bit lane, and one vpdpwssd
+ * multiplies each by its group scale and adds both to the block's lane sum.
+ * The 128 times the scaled code sums is a property of the weights alone: it
+ * is taken off once per block, as the lane sums' starting value.
+ *
+ * q4_K / q5_K dots are never negative: the first vector's dot, shifted to
+ * the upper half, is the starting value of the second's, which fills the
+ * lower half. q6_K dots can be negative, which that would carry into the
+ * upper half; vpackssdw puts them together instead. It pairs neighbouring
+ * lanes, so for q6_K both sides are stored with the four-value units of
+ * each pair of vectors interleaved (kt_idx_a/b): the two units a lane of
+ * the packed vector multiplies then belong to the same lane of the
+ * reference order, and lane sums keep their place. (vpackssdw is the
+ * slower of the two here, so q4_K / q5_K keep the shift.)
+ *
+ * At a block's end the two 256-bit halves of a lane sum are added (exact
+ * integers), two pairs share one zmm for the fused multiply-add, and four
+ * pairs share one for the minimum step (q4_K: four lanes a pair; q5_K: one
+ * exact integer a pair, in all four). */
 
 #define KT_R 2 /* weight rows per micro-kernel */
 #define KT_C 4 /* activation rows per micro-kernel */
 
 struct kt_w {
-    __m512i q[4];  /* unsigned codes of values 64u..64u+63 */
-    __m512i sc[4]; /* per 32-bit lane: the group scale, upper 16 bits zero */
+    __m512i q[4];  /* signed codes of vectors 2p, 2p + 1 (q6_K: interleaved) */
+    __m512i sp[2]; /* the scale of each 16-bit dot of pair p, as the micro-kernel
+                    * places them */
+    __m512i corr;  /* -128 times the scaled code sums, per lane */
     __m512i mins;  /* q4_K, q5_K: the 8 mins as 16-bit values, four times */
     float d, dmin;
     float pad[14];
@@ -281,45 +353,85 @@ struct kt_a {
     __m512 dpair[2]; /* d of rows 0, 1 (eight lanes each), then rows 2, 3 */
     __m512 dneg;     /* q4_K, q5_K: -d of rows 0..3, four lanes each */
     __m512i gs;      /* q4_K, q5_K: the 32-value group sums of rows 0..3 as 16-bit values */
-    __m512i init[KT_C][4]; /* q6_K: -32 times each lane's activation sum */
+    __m512i xv[KT_C][4]; /* codes + 128 as unsigned bytes, laid out as kt_w.q */
 };
+
+/* Four-value units of vectors 2p (indices 0..15) and 2p + 1 (16..31) in the
+ * two interleaved vectors: packed, 32-bit lane s of the result multiplies
+ * units s of both, so lane s keeps its place. */
+ALWAYS_INLINE __m512i kt_idx_a(void)
+{
+    return _mm512_setr_epi32(0, 16, 1, 17, 4, 20, 5, 21, 8, 24, 9, 25, 12, 28, 13, 29);
+}
+ALWAYS_INLINE __m512i kt_idx_b(void)
+{
+    return _mm512_setr_epi32(2, 18, 3, 19, 6, 22, 7, 23, 10, 26, 11, 27, 14, 30, 15, 31);
+}
+
+ALWAYS_INLINE int kt_has_mins(int type) { return type == PG_TYPE_Q4_K || type == PG_TYPE_Q5_K; }
 
 static void kt_unpack_row(int type, const uint8_t *row, int64_t nb, struct kt_w *o)
 {
     const size_t wbs = kq_block_size(type);
+    const __m512i ia = kt_idx_a(), ib = kt_idx_b();
     for (int64_t i = 0; i < nb; i++, o++) {
         struct kq_blk k;
         const uint8_t *b = row + (size_t)i * wbs;
         kq_prep(type, b, &k);
-        for (int u = 0; u < 4; u++)
-            _mm512_store_si512((void *)&o->q[u], kq_codes(type, &k, u));
+        __m512i q[4], sc[4];
         /* Lane l of vector u covers values 64u + 4l..4l+3: group 4u + l / 4
-         * of sixteen values. */
-        const __m512i s32 = _mm512_cvtepu16_epi32(k.s16);
+         * of sixteen values. The scales as signed 32-bit values. */
+        const __m512i s32 = _mm512_cvtepi16_epi32(k.s16);
+        __m512i cs = _mm512_setzero_si512();
         for (int u = 0; u < 4; u++) {
+            q[u] = kq_codes(type, &k, u);
+            if (type == PG_TYPE_Q6_K)
+                q[u] = _mm512_sub_epi8(q[u], _mm512_set1_epi8(32));
             const __m512i idx = _mm512_setr_epi32(4 * u, 4 * u, 4 * u, 4 * u, 4 * u + 1, 4 * u + 1,
                                                   4 * u + 1, 4 * u + 1, 4 * u + 2, 4 * u + 2,
                                                   4 * u + 2, 4 * u + 2, 4 * u + 3, 4 * u + 3,
                                                   4 * u + 3, 4 * u + 3);
-            _mm512_store_si512((void *)&o->sc[u], _mm512_permutexvar_epi32(idx, s32));
+            sc[u] = _mm512_permutexvar_epi32(idx, s32);
+            const __m512i qsum = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_set1_epi8(1), q[u]);
+            cs = _mm512_add_epi32(cs, _mm512_mullo_epi32(qsum, sc[u]));
         }
-        const int has_mins = type == PG_TYPE_Q4_K || type == PG_TYPE_Q5_K;
-        if (has_mins)
+        _mm512_store_si512((void *)&o->corr, _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_slli_epi32(cs, 7)));
+        for (int p = 0; p < 2; p++) {
+            const __m512i q0 = q[2 * p], q1 = q[2 * p + 1], s0 = sc[2 * p], s1 = sc[2 * p + 1];
+            if (type == PG_TYPE_Q6_K) {
+                _mm512_store_si512((void *)&o->q[2 * p], _mm512_permutex2var_epi32(q0, ia, q1));
+                _mm512_store_si512((void *)&o->q[2 * p + 1], _mm512_permutex2var_epi32(q0, ib, q1));
+                _mm512_store_si512((void *)&o->sp[p], _mm512_packs_epi32(_mm512_permutex2var_epi32(s0, ia, s1),
+                                                                         _mm512_permutex2var_epi32(s0, ib, s1)));
+            } else {
+                _mm512_store_si512((void *)&o->q[2 * p], q0);
+                _mm512_store_si512((void *)&o->q[2 * p + 1], q1);
+                _mm512_store_si512((void *)&o->sp[p], _mm512_or_si512(_mm512_slli_epi32(s0, 16), s1));
+            }
+        }
+        if (kt_has_mins(type))
             _mm512_store_si512((void *)&o->mins, _mm512_broadcast_i32x4(k.m16));
         o->d = k.d;
-        o->dmin = has_mins ? k.dmin : 0.0f;
+        o->dmin = kt_has_mins(type) ? k.dmin : 0.0f;
     }
 }
 
 static void kt_prep_tile(int type, const block_q8_K *const x[KT_C], int64_t nb, struct kt_a *o)
 {
-    const __m512i thirty_two = _mm512_set1_epi8(32);
+    const __m512i flip = _mm512_set1_epi8((char)0x80), ia = kt_idx_a(), ib = kt_idx_b();
     for (int64_t i = 0; i < nb; i++, o++) {
         const __m256 d0 = _mm256_set1_ps(x[0][i].d), d1 = _mm256_set1_ps(x[1][i].d);
         const __m256 d2 = _mm256_set1_ps(x[2][i].d), d3 = _mm256_set1_ps(x[3][i].d);
         o->dpair[0] = _mm512_insertf32x8(_mm512_castps256_ps512(d0), d1, 1);
         o->dpair[1] = _mm512_insertf32x8(_mm512_castps256_ps512(d2), d3, 1);
-        if (type != PG_TYPE_Q6_K) {
+        for (int c = 0; c < KT_C; c++)
+            for (int p = 0; p < 2; p++) {
+                const __m512i v0 = _mm512_xor_si512(_mm512_loadu_si512((const void *)(x[c][i].qs + 128 * p)), flip);
+                const __m512i v1 = _mm512_xor_si512(_mm512_loadu_si512((const void *)(x[c][i].qs + 128 * p + 64)), flip);
+                o->xv[c][2 * p] = type == PG_TYPE_Q6_K ? _mm512_permutex2var_epi32(v0, ia, v1) : v0;
+                o->xv[c][2 * p + 1] = type == PG_TYPE_Q6_K ? _mm512_permutex2var_epi32(v0, ib, v1) : v1;
+            }
+        if (kt_has_mins(type)) {
             o->dneg = _mm512_setr_ps(-x[0][i].d, -x[0][i].d, -x[0][i].d, -x[0][i].d,
                                      -x[1][i].d, -x[1][i].d, -x[1][i].d, -x[1][i].d,
                                      -x[2][i].d, -x[2][i].d, -x[2][i].d, -x[2][i].d,
@@ -332,23 +444,14 @@ static void kt_prep_tile(int type, const block_q8_K *const x[KT_C], int64_t nb, 
             const __m256i lo = _mm256_inserti128_si256(_mm256_castsi128_si256(g[0]), g[1], 1);
             const __m256i hi = _mm256_inserti128_si256(_mm256_castsi128_si256(g[2]), g[3], 1);
             o->gs = _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
-        } else {
-            for (int c = 0; c < KT_C; c++)
-                for (int u = 0; u < 4; u++) {
-                    const __m512i a = _mm512_loadu_si512((const void *)(x[c][i].qs + 64 * u));
-                    o->init[c][u] = _mm512_sub_epi32(
-                        _mm512_setzero_si512(),
-                        _mm512_dpbusd_epi32(_mm512_setzero_si512(), thirty_two, a));
-                }
         }
     }
 }
 
-/* R weight rows (w + r * nb) against the four activation rows x[] of one
- * tile (prepared in t); y[c * ys + r]. */
+/* R weight rows (w + r * nb) against the four activation rows of one tile
+ * (prepared in t); y[c * ys + r]. */
 ALWAYS_INLINE void kt_micro(int type, int R, const struct kt_w *w, int64_t nb,
-                            const block_q8_K *const x[KT_C], const struct kt_a *t, float *y,
-                            int64_t ys)
+                            const struct kt_a *t, float *y, int64_t ys)
 {
     __m512 acc[KT_R][2], accm[KT_R];
     for (int r = 0; r < R; r++) {
@@ -356,27 +459,33 @@ ALWAYS_INLINE void kt_micro(int type, int R, const struct kt_w *w, int64_t nb,
     }
     for (int64_t i = 0; i < nb; i++) {
         __m512i s[KT_R][KT_C];
-        for (int r = 0; r < R; r++)
+        for (int r = 0; r < R; r++) {
+            const __m512i c0 = _mm512_load_si512((const void *)&w[r * nb + i].corr);
             for (int c = 0; c < KT_C; c++)
-                s[r][c] = _mm512_setzero_si512();
-#pragma GCC unroll 4
-        for (int u = 0; u < 4; u++) {
-            __m512i a[KT_C], start[KT_C];
+                s[r][c] = c0;
+        }
+#pragma GCC unroll 2
+        for (int p = 0; p < 2; p++) {
+            __m512i a[KT_C], b[KT_C];
             for (int c = 0; c < KT_C; c++) {
-                a[c] = _mm512_loadu_si512((const void *)(x[c][i].qs + 64 * u));
-                start[c] = type == PG_TYPE_Q6_K ? _mm512_load_si512((const void *)&t[i].init[c][u])
-                                                : _mm512_setzero_si512();
+                a[c] = _mm512_load_si512((const void *)&t[i].xv[c][2 * p]);
+                b[c] = _mm512_load_si512((const void *)&t[i].xv[c][2 * p + 1]);
                 /* Held in registers: folded into every instruction instead,
                  * the loads would outnumber what the load ports can do. */
-                __asm__("" : "+v"(a[c]), "+v"(start[c]));
+                __asm__("" : "+v"(a[c]), "+v"(b[c]));
             }
             for (int r = 0; r < R; r++) {
                 const struct kt_w *wb = w + r * nb + i;
-                __m512i q = _mm512_load_si512((const void *)&wb->q[u]);
-                __m512i sc = _mm512_load_si512((const void *)&wb->sc[u]);
-                __asm__("" : "+v"(q), "+v"(sc));
+                __m512i qa = _mm512_load_si512((const void *)&wb->q[2 * p]);
+                __m512i qb = _mm512_load_si512((const void *)&wb->q[2 * p + 1]);
+                __m512i sp = _mm512_load_si512((const void *)&wb->sp[p]);
+                __asm__("" : "+v"(qa), "+v"(qb), "+v"(sp));
                 for (int c = 0; c < KT_C; c++) {
-                    s[r][c] = _mm512_dpwssd_epi32(s[r][c], _mm512_dpbusd_epi32(start[c], q, a[c]), sc);
+                    const __m512i da = _mm512_dpbusd_epi32(_mm512_setzero_si512(), a[c], qa);
+                    const __m512i two = type == PG_TYPE_Q6_K
+                        ? _mm512_packs_epi32(da, _mm512_dpbusd_epi32(_mm512_setzero_si512(), b[c], qb))
+                        : _mm512_dpbusd_epi32(_mm512_slli_epi32(da, 16), b[c], qb);
+                    s[r][c] = _mm512_dpwssd_epi32(s[r][c], two, sp);
                 }
             }
         }
@@ -389,7 +498,7 @@ ALWAYS_INLINE void kt_micro(int type, int R, const struct kt_w *w, int64_t nb,
                 acc[r][p] = _mm512_fmadd_ps(_mm512_mul_ps(t[i].dpair[p], dw),
                                             _mm512_cvtepi32_ps(_mm512_add_epi32(lo, hi)), acc[r][p]);
             }
-            if (type != PG_TYPE_Q6_K) {
+            if (kt_has_mins(type)) {
                 __m512i m = _mm512_madd_epi16(wb->mins, t[i].gs);
                 if (type == PG_TYPE_Q5_K) {
                     /* q5_K: one exact integer per pair and block, in every
@@ -406,7 +515,7 @@ ALWAYS_INLINE void kt_micro(int type, int R, const struct kt_w *w, int64_t nb,
         for (int c = 0; c < KT_C; c++) {
             const __m512 a2 = acc[r][c / 2];
             float v = kq_hsum8(c % 2 ? _mm512_extractf32x8_ps(a2, 1) : _mm512_castps512_ps256(a2));
-            if (type != PG_TYPE_Q6_K) {
+            if (kt_has_mins(type)) {
                 __m128 m;
                 switch (c) {
                 case 0: m = _mm512_extractf32x4_ps(accm[r], 0); break;
@@ -458,14 +567,11 @@ ALWAYS_INLINE void kt_gemm(int type, const struct gemm_args *a)
             kt_unpack_row(type, row, nb, w + r * nb);
         }
         for (int64_t t = 0; t < tiles; t++) {
-            const block_q8_K *x[KT_C];
-            for (int c = 0; c < KT_C; c++)
-                x[c] = (const block_q8_K *)(const void *)(a->x + (size_t)(KT_C * t + c) * a->x_stride);
             float *y = a->y + KT_C * t * a->y_stride + j0;
             if (R == KT_R)
-                kt_micro(type, KT_R, w, nb, x, ta + t * nb, y, a->y_stride);
+                kt_micro(type, KT_R, w, nb, ta + t * nb, y, a->y_stride);
             else
-                kt_micro(type, 1, w, nb, x, ta + t * nb, y, a->y_stride);
+                kt_micro(type, 1, w, nb, ta + t * nb, y, a->y_stride);
         }
     }
     if (buf != local)
