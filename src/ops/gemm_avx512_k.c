@@ -448,16 +448,28 @@ static void kt_prep_tile(int type, const block_q8_K *const x[KT_C], int64_t nb, 
     }
 }
 
+/* The float sums of a weight row pair against a tile, kept between the
+ * block ranges a micro-kernel call takes. */
+struct kt_state {
+    __m512 acc[KT_R][2], accm[KT_R];
+};
+
 /* R weight rows (w + r * nb) against the four activation rows of one tile
- * (prepared in t); y[c * ys + r]. */
-ALWAYS_INLINE void kt_micro(int type, int R, const struct kt_w *w, int64_t nb,
-                            const struct kt_a *t, float *y, int64_t ys)
+ * (prepared in t), blocks i0..i1-1: from zero or from st, and then into st
+ * or, after the last block, into y[c * ys + r]. */
+ALWAYS_INLINE void kt_micro(int type, int R, const struct kt_w *w, int64_t nb, int64_t i0,
+                            int64_t i1, const struct kt_a *t, struct kt_state *st, float *y,
+                            int64_t ys)
 {
     __m512 acc[KT_R][2], accm[KT_R];
     for (int r = 0; r < R; r++) {
-        acc[r][0] = acc[r][1] = accm[r] = _mm512_setzero_ps();
+        if (i0 == 0) {
+            acc[r][0] = acc[r][1] = accm[r] = _mm512_setzero_ps();
+        } else {
+            acc[r][0] = st->acc[r][0], acc[r][1] = st->acc[r][1], accm[r] = st->accm[r];
+        }
     }
-    for (int64_t i = 0; i < nb; i++) {
+    for (int64_t i = i0; i < i1; i++) {
         __m512i s[KT_R][KT_C];
         for (int r = 0; r < R; r++) {
             const __m512i c0 = _mm512_load_si512((const void *)&w[r * nb + i].corr);
@@ -511,6 +523,11 @@ ALWAYS_INLINE void kt_micro(int type, int R, const struct kt_w *w, int64_t nb,
             }
         }
     }
+    if (i1 < nb) {
+        for (int r = 0; r < R; r++)
+            st->acc[r][0] = acc[r][0], st->acc[r][1] = acc[r][1], st->accm[r] = accm[r];
+        return;
+    }
     for (int r = 0; r < R; r++)
         for (int c = 0; c < KT_C; c++) {
             const __m512 a2 = acc[r][c / 2];
@@ -536,42 +553,75 @@ ALWAYS_INLINE void kt_micro(int type, int R, const struct kt_w *w, int64_t nb,
 /* Scratch one call of the tiled path takes on the stack; beyond it, the heap. */
 #define KT_STACK_BYTES (48 * 1024)
 
+/* With many activation rows, what one sweep reads for each weight row pair
+ * is kept to a share of a core's L2: the prepared activations of a chunk of
+ * tiles, and the unpacked weight rows swept against them. */
+#define KT_ACT_BYTES (384 * 1024)
+#define KT_W_BYTES (192 * 1024)
+/* Blocks a micro-kernel call takes: the weight row pair's share (about
+ * 9 KiB) stays in L1 while the tiles pass, however long the rows. */
+#define KT_SPAN 8
+
 ALWAYS_INLINE void kt_gemm(int type, const struct gemm_args *a)
 {
     const int64_t nb = a->k / QK_K;
     const int64_t tiles = a->b / KT_C;
-    const size_t wbytes = (size_t)KT_R * (size_t)nb * sizeof(struct kt_w);
-    const size_t abytes = (size_t)tiles * (size_t)nb * sizeof(struct kt_a);
+    const size_t wrow = (size_t)nb * sizeof(struct kt_w), arow = (size_t)nb * sizeof(struct kt_a);
+    const int64_t chunk = KT_ACT_BYTES / arow > 1 ? (int64_t)(KT_ACT_BYTES / arow) : 1;
+    /* Weight rows unpacked at a time: two (they stay in L1) while all tiles
+     * fit one chunk; else as many as the budget holds, each then serving
+     * every chunk. */
+    int64_t group = KT_R;
+    if (tiles > chunk) {
+        group = (int64_t)(KT_W_BYTES / wrow) / KT_R * KT_R;
+        if (group < KT_R)
+            group = KT_R;
+        if (group > a->n)
+            group = (a->n + KT_R - 1) / KT_R * KT_R;
+    }
+    const size_t wbytes = (size_t)group * wrow;
+    const size_t abytes = (size_t)tiles * arow;
+    const size_t sbytes = (size_t)(tiles < chunk ? tiles : chunk) * sizeof(struct kt_state);
     _Alignas(64) uint8_t local[KT_STACK_BYTES];
-    uint8_t *buf = wbytes + abytes <= sizeof local ? local : aligned_alloc(64, wbytes + abytes);
+    uint8_t *buf = wbytes + abytes + sbytes <= sizeof local ? local : aligned_alloc(64, wbytes + abytes + sbytes);
     if (!buf) { /* the row-at-a-time path needs no scratch */
         kq_gemm(type, a);
         return;
     }
     struct kt_w *w = (struct kt_w *)buf;
     struct kt_a *ta = (struct kt_a *)(buf + wbytes);
+    struct kt_state *st = (struct kt_state *)(buf + wbytes + abytes);
     for (int64_t t = 0; t < tiles; t++) {
         const block_q8_K *x[KT_C];
         for (int c = 0; c < KT_C; c++)
             x[c] = (const block_q8_K *)(const void *)(a->x + (size_t)(KT_C * t + c) * a->x_stride);
         kt_prep_tile(type, x, nb, ta + t * nb);
     }
-    for (int64_t j0 = 0; j0 < a->n; j0 += KT_R) {
-        const int R = a->n - j0 < KT_R ? (int)(a->n - j0) : KT_R;
-        for (int r = 0; r < R; r++) {
+    for (int64_t j0 = 0; j0 < a->n; j0 += group) {
+        const int64_t gn = a->n - j0 < group ? a->n - j0 : group;
+        for (int64_t r = 0; r < gn; r++) {
             const uint8_t *row = a->w + (size_t)(j0 + r) * a->w_stride;
             /* The rows after these stream in while these are used. */
             for (size_t o = 0; o < (size_t)nb * kq_block_size(type); o += 64)
-                _mm_prefetch((const char *)((uintptr_t)row + (size_t)KT_R * a->w_stride + o),
-                             _MM_HINT_T0);
+                    _mm_prefetch((const char *)((uintptr_t)row + (size_t)KT_R * a->w_stride + o),
+                                 _MM_HINT_T0);
             kt_unpack_row(type, row, nb, w + r * nb);
         }
-        for (int64_t t = 0; t < tiles; t++) {
-            float *y = a->y + KT_C * t * a->y_stride + j0;
-            if (R == KT_R)
-                kt_micro(type, KT_R, w, nb, ta + t * nb, y, a->y_stride);
-            else
-                kt_micro(type, 1, w, nb, ta + t * nb, y, a->y_stride);
+        for (int64_t t0 = 0; t0 < tiles; t0 += chunk) {
+            const int64_t t1 = tiles - t0 < chunk ? tiles : t0 + chunk;
+            for (int64_t jr = 0; jr < gn; jr += KT_R)
+                for (int64_t i0 = 0; i0 < nb; i0 += KT_SPAN) {
+                    const int64_t i1 = nb - i0 < KT_SPAN ? nb : i0 + KT_SPAN;
+                    for (int64_t t = t0; t < t1; t++) {
+                        float *y = a->y + KT_C * t * a->y_stride + j0 + jr;
+                        if (gn - jr >= KT_R)
+                            kt_micro(type, KT_R, w + jr * nb, nb, i0, i1, ta + t * nb, st + (t - t0), y,
+                                     a->y_stride);
+                        else
+                            kt_micro(type, 1, w + jr * nb, nb, i0, i1, ta + t * nb, st + (t - t0), y,
+                                     a->y_stride);
+                    }
+                }
         }
     }
     if (buf != local)
