@@ -98,46 +98,98 @@ ALWAYS_INLINE __m512i kq_codes(int type, const struct kq_blk *k, int u)
  * of the first vector's lanes go to the upper 16 bits of a 32-bit lane, the
  * second's to the lower (every four-value dot of these types fits 16 bits),
  * and one vpdpwssd applies both group scales. Three multiplies per 128
- * values instead of four; see the tiles below for why that counts. */
+ * values instead of four; see the tiles below for why that counts.
+ *
+ * A pair is what one 64-byte load of codes gives. q6_K's low nibbles are
+ * values 0..63 of the pair and its high nibbles 64..127. q4_K / q5_K keep
+ * runs 0 and 2 of the pair's four 32-value runs in the low nibbles and runs
+ * 1 and 3 in the high, so their rows read the activations in that order,
+ * rearranged once per call. The lane a value goes to is its place in its
+ * 32-value run either way, as the reference order has it. */
 ALWAYS_INLINE int kq_paired(int type)
 {
     return type == PG_TYPE_Q4_K || type == PG_TYPE_Q5_K || type == PG_TYPE_Q6_K;
 }
 
-/* What kq_row needs of an activation block beyond its codes, worked out once
- * per call rather than once per weight row: the code offset's share of each
- * 16-bit pair sum (q3_K) or, for the paired types, of each 32-bit lane's dot
- * (q6_K), and the 32-value group sums (q4_K, q5_K). */
+/* What kq_row needs of an activation block beyond its d, worked out once per
+ * call rather than once per weight row. v: q3_K, the code offset's share of
+ * each 16-bit pair sum; q6_K, its share of each lane's dot; q4_K / q5_K, the
+ * codes in the order their rows read them. gs: the 32-value group sums
+ * (q4_K, q5_K). */
 struct kq_xp {
-    __m512i off[4];
+    __m512i v[4];
     __m128i gs;
 };
 
 ALWAYS_INLINE void kq_xp_fill(int type, const block_q8_K *x, struct kq_xp *o)
 {
     const __m512i off = _mm512_set1_epi8((char)kq_offset(type));
-    if (kq_offset(type))
-        for (int u = 0; u < 4; u++) {
-            const __m512i a = _mm512_loadu_si512((const void *)(x->qs + 64 * u));
-            o->off[u] = kq_paired(type)
-                ? _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_dpbusd_epi32(_mm512_setzero_si512(), off, a))
-                : _mm512_maddubs_epi16(off, a);
+    for (int u = 0; u < 4; u++) {
+        const __m512i a = _mm512_loadu_si512((const void *)(x->qs + 64 * u));
+        if (type == PG_TYPE_Q3_K)
+            o->v[u] = _mm512_maddubs_epi16(off, a);
+        else if (type == PG_TYPE_Q6_K)
+            o->v[u] = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_dpbusd_epi32(_mm512_setzero_si512(), off, a));
+    }
+    if (type == PG_TYPE_Q4_K || type == PG_TYPE_Q5_K) {
+        for (int p = 0; p < 2; p++) {
+            const __m512i r01 = _mm512_loadu_si512((const void *)(x->qs + 128 * p));
+            const __m512i r23 = _mm512_loadu_si512((const void *)(x->qs + 128 * p + 64));
+            o->v[2 * p] = _mm512_shuffle_i64x2(r01, r23, 0x44);     /* runs 0, 2 */
+            o->v[2 * p + 1] = _mm512_shuffle_i64x2(r01, r23, 0xEE); /* runs 1, 3 */
         }
-    o->gs = type == PG_TYPE_Q4_K || type == PG_TYPE_Q5_K ? kq_group_sums(x) : _mm_setzero_si128();
+        o->gs = kq_group_sums(x);
+    } else {
+        o->gs = _mm_setzero_si128();
+    }
 }
 
-/* For pair p (vectors 2p, 2p + 1): per 32-bit lane l, the scale of vector
- * 2p + 1's lane l in the lower 16 bits and of vector 2p's in the upper. */
-ALWAYS_INLINE __m512i kq_pair_scales(__m256i s16, int p)
+/* The codes of pair p of a block: first and second vector. */
+ALWAYS_INLINE void kq_pair_codes(int type, const struct kq_blk *k, int p, __m512i *qa, __m512i *qb)
 {
-    const short a = (short)(8 * p), b = (short)(8 * p + 4);
-    const __m512i idx = _mm512_set_epi16(
-        (short)(a + 3), (short)(b + 3), (short)(a + 3), (short)(b + 3), (short)(a + 3), (short)(b + 3),
-        (short)(a + 3), (short)(b + 3), (short)(a + 2), (short)(b + 2), (short)(a + 2), (short)(b + 2),
-        (short)(a + 2), (short)(b + 2), (short)(a + 2), (short)(b + 2), (short)(a + 1), (short)(b + 1),
-        (short)(a + 1), (short)(b + 1), (short)(a + 1), (short)(b + 1), (short)(a + 1), (short)(b + 1), a, b,
-        a, b, a, b, a, b);
-    return _mm512_permutexvar_epi16(idx, _mm512_castsi256_si512(s16));
+    const __m512i m4 = _mm512_set1_epi8(0x0F);
+    if (type == PG_TYPE_Q6_K) {
+        *qa = kq_codes(type, k, 2 * p);
+        *qb = kq_codes(type, k, 2 * p + 1);
+        return;
+    }
+    const block_q4_K *w = (const block_q4_K *)(const void *)k->b; /* q5_K: the same head */
+    const uint8_t *qs = type == PG_TYPE_Q4_K ? w->qs : ((const block_q5_K *)(const void *)k->b)->qs;
+    const __m512i l = _mm512_loadu_si512((const void *)(qs + 64 * p));
+    *qa = _mm512_and_si512(l, m4);
+    *qb = _mm512_and_si512(_mm512_srli_epi16(l, 4), m4);
+    if (type == PG_TYPE_Q5_K) {
+        /* Bit j of qh[i] is the fifth bit of value i of run j. */
+        const block_q5_K *w5 = (const block_q5_K *)(const void *)k->b;
+        const __m512i h = bcast256(w5->qh), one = _mm512_set1_epi8(1);
+        *qa = _mm512_or_si512(*qa, _mm512_slli_epi16(_mm512_and_si512(_mm512_srlv_epi16(h, counts(4 * p, 4 * p + 2)), one), 4));
+        *qb = _mm512_or_si512(*qb, _mm512_slli_epi16(_mm512_and_si512(_mm512_srlv_epi16(h, counts(4 * p + 1, 4 * p + 3)), one), 4));
+    }
+}
+
+/* For pair p: per 32-bit lane, the scale of the second vector's lane in the
+ * lower 16 bits and of the first's in the upper. */
+ALWAYS_INLINE __m512i kq_pair_scales(int type, const struct kq_blk *k, int p)
+{
+    if (type == PG_TYPE_Q6_K) {
+        /* Sixteen-value groups: lane l of vector u has group 4u + l / 4. */
+        const short a = (short)(8 * p), b = (short)(8 * p + 4);
+#define KQ_Q(c) (short)(a + (c)), (short)(b + (c)), (short)(a + (c)), (short)(b + (c))
+        const __m512i idx = _mm512_set_epi16(KQ_Q(3), KQ_Q(3), KQ_Q(2), KQ_Q(2), KQ_Q(1), KQ_Q(1), KQ_Q(0),
+                                             KQ_Q(0));
+#undef KQ_Q
+        return _mm512_permutexvar_epi16(idx, _mm512_castsi256_si512(k->s16));
+    }
+    /* 32-value runs, from the scale bytes in every 128-bit quarter: lanes
+     * 0..7 of the first vector have run 4p, lanes 8..15 run 4p + 2; of the
+     * second, runs 4p + 1 and 4p + 3. */
+#define KQ_Q(r) -1, (char)(r), -1, (char)((r) + 1)
+    const __m512i idx = _mm512_set_epi8(KQ_Q(4 * p + 2), KQ_Q(4 * p + 2), KQ_Q(4 * p + 2), KQ_Q(4 * p + 2),
+                                        KQ_Q(4 * p + 2), KQ_Q(4 * p + 2), KQ_Q(4 * p + 2), KQ_Q(4 * p + 2),
+                                        KQ_Q(4 * p), KQ_Q(4 * p), KQ_Q(4 * p), KQ_Q(4 * p), KQ_Q(4 * p),
+                                        KQ_Q(4 * p), KQ_Q(4 * p), KQ_Q(4 * p));
+#undef KQ_Q
+    return _mm512_shuffle_epi8(_mm512_broadcast_i32x4(k->sm), idx);
 }
 
 /* A thread's scratch for kq_xp, kept between calls (decode makes hundreds of
@@ -216,16 +268,21 @@ ALWAYS_INLINE void kq_row(int type, int C, const uint8_t *w, const block_q8_K *c
         if (kq_paired(type)) {
 #pragma GCC unroll 2
             for (int p = 0; p < 2; p++) {
-                const __m512i qa = kq_codes(type, &k, 2 * p), qb = kq_codes(type, &k, 2 * p + 1);
-                const __m512i sp = kq_pair_scales(k.s16, p);
+                __m512i qa, qb;
+                kq_pair_codes(type, &k, p, &qa, &qb);
+                const __m512i sp = kq_pair_scales(type, &k, p);
 #pragma GCC unroll 8
                 for (int c = 0; c < C; c++) {
-                    const __m512i aa = _mm512_loadu_si512((const void *)(x[c][i].qs + 128 * p));
-                    const __m512i ab = _mm512_loadu_si512((const void *)(x[c][i].qs + 128 * p + 64));
-                    __m512i sa = _mm512_setzero_si512(), sb = _mm512_setzero_si512();
-                    if (kq_offset(type)) {
-                        sa = _mm512_load_si512((const void *)&xp[c * nb + i].off[2 * p]);
-                        sb = _mm512_load_si512((const void *)&xp[c * nb + i].off[2 * p + 1]);
+                    const struct kq_xp *e = &xp[c * nb + i];
+                    __m512i aa, ab, sa = _mm512_setzero_si512(), sb = _mm512_setzero_si512();
+                    if (type == PG_TYPE_Q6_K) {
+                        aa = _mm512_loadu_si512((const void *)(x[c][i].qs + 128 * p));
+                        ab = _mm512_loadu_si512((const void *)(x[c][i].qs + 128 * p + 64));
+                        sa = _mm512_load_si512((const void *)&e->v[2 * p]);
+                        sb = _mm512_load_si512((const void *)&e->v[2 * p + 1]);
+                    } else {
+                        aa = _mm512_load_si512((const void *)&e->v[2 * p]);
+                        ab = _mm512_load_si512((const void *)&e->v[2 * p + 1]);
                     }
                     /* The lower halves from the second dot, as they are:
                      * added instead, a negative one would borrow from the
@@ -246,7 +303,7 @@ ALWAYS_INLINE void kq_row(int type, int C, const uint8_t *w, const block_q8_K *c
                     const __m512i a = _mm512_loadu_si512((const void *)(x[c][i].qs + 64 * u));
                     __m512i p = _mm512_maddubs_epi16(q, a);
                     if (kq_offset(type))
-                        p = _mm512_sub_epi16(p, _mm512_load_si512((const void *)&xp[c * nb + i].off[u]));
+                        p = _mm512_sub_epi16(p, _mm512_load_si512((const void *)&xp[c * nb + i].v[u]));
                     sum[c] = _mm512_add_epi32(sum[c], _mm512_madd_epi16(sc, p));
                 }
             }

@@ -30,14 +30,20 @@ ALWAYS_INLINE __m128i kq_q3_scales(const uint8_t *p)
     return _mm_sub_epi8(v, _mm_set1_epi8(32));
 }
 
-/* Scales (bytes 0..7) and mins (bytes 8..15) of q4_K / q5_K. */
+/* Scales (bytes 0..7) and mins (bytes 8..15) of q4_K / q5_K, from the 12
+ * packed bytes at p. Sixteen bytes are read: a block's codes follow. */
 ALWAYS_INLINE __m128i kq_q45_scales(const uint8_t *p)
 {
-    uint32_t a[3];
-    memcpy(a, p, 12);
-    const uint32_t m6 = 0x3f3f3f3fu, m4 = 0x0f0f0f0fu, m2 = 0x03030303u;
-    return _mm_setr_epi32((int)(a[0] & m6), (int)((a[2] & m4) | (((a[0] >> 6) & m2) << 4)),
-                          (int)(a[1] & m6), (int)(((a[2] >> 4) & m4) | (((a[1] >> 6) & m2) << 4)));
+    const __m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
+    /* Per output byte: the byte holding its low bits, and the byte whose
+     * top two bits are its bits 4..5 (scales and mins 4..7 only). */
+    const __m128i low = _mm_shuffle_epi8(v, _mm_setr_epi8(0, 1, 2, 3, 8, 9, 10, 11, 4, 5, 6, 7, 8, 9, 10, 11));
+    const __m128i top = _mm_shuffle_epi8(v, _mm_setr_epi8(-1, -1, -1, -1, 0, 1, 2, 3, -1, -1, -1, -1, 4, 5, 6, 7));
+    const __m128i a = _mm_and_si128(low, _mm_setr_epi8(63, 63, 63, 63, 15, 15, 15, 15, 63, 63, 63, 63, 0, 0, 0, 0));
+    const __m128i b = _mm_and_si128(_mm_srli_epi16(low, 4),
+                                    _mm_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 15, 15, 15, 15));
+    const __m128i c = _mm_and_si128(_mm_srli_epi16(top, 2), _mm_set1_epi8(0x30));
+    return _mm_or_si128(_mm_or_si128(a, b), c);
 }
 
 /* One weight block, its scales unpacked for the code vectors. */
@@ -46,6 +52,7 @@ struct kq_blk {
     __m256i s16; /* 16 scales as 16-bit values (16-value groups) */
     __m128i m16; /* q4_K / q5_K: 8 mins as 16-bit values */
     __m256i mq2; /* q2_K: 16 mins as 16-bit values */
+    __m128i sm;  /* q4_K / q5_K: scales and mins as bytes */
     float d, dmin;
 };
 
@@ -73,6 +80,7 @@ ALWAYS_INLINE void kq_prep(int type, const uint8_t *b, struct kq_blk *o)
         /* q4_K and q5_K share the head: d, dmin, 12 scale bytes. */
         const block_q4_K *w = (const block_q4_K *)(const void *)b;
         const __m128i sm = kq_q45_scales(w->scales);
+        o->sm = sm;
         /* Each 32-value scale serves two 16-value groups. */
         o->s16 = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(sm, sm));
         o->m16 = _mm_cvtepu8_epi16(_mm_srli_si128(sm, 8));
