@@ -1,21 +1,23 @@
 /*
- * gemm_avx512_k.c: AVX-512 (F/BW/VL) kernels for the k-quant weight types
- * (q2_K..q6_K) against q8_K activations, and a q8_K converter giving the
- * reference quantizer's bytes.
+ * gemm_avx512_k.c: AVX-512 (F/BW/VL, VNNI) kernels for the k-quant weight
+ * types (q2_K..q6_K) against q8_K activations, and a q8_K converter giving
+ * the reference quantizer's bytes.
  *
- * The numerics are the scalar kernels' (gemm_scalar_k.c), bit for bit, and
- * the method is gemm_avx2_k.c's on 64 values at a time: unsigned weight
- * codes times signed activations (vpmaddubsw), the q3_K / q6_K code offset
- * taken back in the 16-bit sums, vpmaddwd with the 16-group scales. A zmm
- * then holds the lane sums of two 32-value runs; its halves are added at the
- * end of a block (exact integers), giving lane l the sum over values
- * 4l..4l+3 of each 32, and each block ends with one fused multiply-add per
- * lane.
+ * The numerics are the scalar kernels' (gemm_scalar_k.c), bit for bit: per
+ * block and lane l (values 4l..4l+3 of each 32) one exact integer, the sum
+ * of the group-scaled dots, then one fused multiply-add per lane. How the
+ * integers are formed is free, and each path picks what runs fastest:
  *
- * A weight block is unpacked one 64-value vector at a time and used at once
- * against up to KQ_C activation rows. Every pair goes through the same
- * instruction sequence whatever the rows around it, so results do not
- * depend on the batch.
+ * - Few activation rows (kq_row): a weight block is unpacked one vector at
+ *   a time and used at once against up to KQ_C rows. q2_K / q3_K take
+ *   gemm_avx2_k.c's method on 64 values (vpmaddubsw, the code offset taken
+ *   back in the 16-bit sums, vpmaddwd with the scales); q4_K..q6_K put two
+ *   vectors' dots in one lane (see kq_paired).
+ * - Four or more rows (kt_gemm): weight rows unpacked once per call, tiles
+ *   of two weight rows by four activation rows (see the tiles below).
+ *
+ * Every pair goes through the same instruction sequence whatever the rows
+ * around it, so results do not depend on the batch.
  */
 #include <immintrin.h>
 #include <pthread.h>
@@ -359,7 +361,7 @@ ALWAYS_INLINE void kq_gemm(int type, const struct gemm_args *a)
     }
 }
 
-/* ---- q4_K, q5_K and q6_K with four or more activation rows: tiles ----
+/* ---- k-quants with four or more activation rows (q3_K: eight): tiles ----
  *
  * The same integers and float steps as kq_row, arranged for reuse. Each
  * weight row is unpacked once per call into a scratch row and each group of
@@ -369,38 +371,42 @@ ALWAYS_INLINE void kq_gemm(int type, const struct gemm_args *a)
  * can: three per 128 values, where a dot and a scaling per 64 take four.
  *
  * The activations enter as unsigned bytes (codes + 128) and the weight
- * codes as the signed side (q6_K's with its offset of 32 taken off), so
- * vpdpbusd gives each 32-bit lane the exact dot of four codes with four
- * activations plus 128 times the codes' sum. Every such dot fits 16 bits,
- * so the dots of two vectors can share one 32-bit lane, and one vpdpwssd
- * multiplies each by its group scale and adds both to the block's lane sum.
- * The 128 times the scaled code sums is a property of the weights alone: it
- * is taken off once per block, as the lane sums' starting value.
+ * codes as the signed side (q3_K's and q6_K's with their offsets of 4 and
+ * 32 taken off), so vpdpbusd gives each 32-bit lane the exact dot of four
+ * codes with four activations plus 128 times the codes' sum. Every such dot
+ * fits 16 bits, so the dots of two vectors can share one 32-bit lane, and
+ * one vpdpwssd multiplies each by its group scale and adds both to the
+ * block's lane sum. The 128 times the scaled code sums is a property of the
+ * weights alone: it is taken off once per block, as the lane sums' starting
+ * value.
  *
- * q4_K / q5_K dots are never negative: the first vector's dot, shifted to
- * the upper half, is the starting value of the second's, which fills the
- * lower half. q6_K dots can be negative, which that would carry into the
- * upper half; vpackssdw puts them together instead. It pairs neighbouring
- * lanes, so for q6_K both sides are stored with the four-value units of
- * each pair of vectors interleaved (kt_idx_a/b): the two units a lane of
- * the packed vector multiplies then belong to the same lane of the
- * reference order, and lane sums keep their place. (vpackssdw is the
- * slower of the two here, so q4_K / q5_K keep the shift.)
+ * q2_K, q4_K and q5_K dots are never negative: the first vector's dot,
+ * shifted to the upper half, is the starting value of the second's, which
+ * fills the lower half. q3_K and q6_K dots can be negative, which that
+ * would carry into the upper half; vpackssdw puts them together instead
+ * (kt_packed). It pairs neighbouring lanes, so for those types both sides
+ * are stored with the four-value units of each pair of vectors interleaved
+ * (kt_idx_a/b): the two units a lane of the packed vector multiplies then
+ * belong to the same lane of the reference order, and lane sums keep their
+ * place. (vpackssdw is the slower of the two here, so the others keep the
+ * shift.)
  *
  * At a block's end the two 256-bit halves of a lane sum are added (exact
  * integers), two pairs share one zmm for the fused multiply-add, and four
  * pairs share one for the minimum step (q4_K: four lanes a pair; q5_K: one
- * exact integer a pair, in all four). */
+ * exact integer a pair, in all four). q2_K's minimum step is in the lanes,
+ * before the d step, as in kq_block_step. */
 
 #define KT_R 2 /* weight rows per micro-kernel */
 #define KT_C 4 /* activation rows per micro-kernel */
 
 struct kt_w {
-    __m512i q[4];  /* signed codes of vectors 2p, 2p + 1 (q6_K: interleaved) */
+    __m512i q[4];  /* signed codes of vectors 2p, 2p + 1 (interleaved for kt_packed types) */
     __m512i sp[2]; /* the scale of each 16-bit dot of pair p, as the micro-kernel
                     * places them */
     __m512i corr;  /* -128 times the scaled code sums, per lane */
-    __m512i mins;  /* q4_K, q5_K: the 8 mins as 16-bit values, four times */
+    __m512i mins;  /* q4_K, q5_K: the 8 mins as 16-bit values, four times;
+                    * q2_K: the 16 mins as 16-bit values, twice */
     float d, dmin;
     float pad[14];
 };
@@ -410,6 +416,7 @@ struct kt_a {
     __m512 dpair[2]; /* d of rows 0, 1 (eight lanes each), then rows 2, 3 */
     __m512 dneg;     /* q4_K, q5_K: -d of rows 0..3, four lanes each */
     __m512i gs;      /* q4_K, q5_K: the 32-value group sums of rows 0..3 as 16-bit values */
+    __m512i bs2[2];  /* q2_K: the 16-value group sums of rows 0, 1, then 2, 3 */
     __m512i xv[KT_C][4]; /* codes + 128 as unsigned bytes, laid out as kt_w.q */
 };
 
@@ -427,6 +434,9 @@ ALWAYS_INLINE __m512i kt_idx_b(void)
 
 ALWAYS_INLINE int kt_has_mins(int type) { return type == PG_TYPE_Q4_K || type == PG_TYPE_Q5_K; }
 
+/* Types whose dots can be negative (a code offset): packed with vpackssdw. */
+ALWAYS_INLINE int kt_packed(int type) { return type == PG_TYPE_Q3_K || type == PG_TYPE_Q6_K; }
+
 static void kt_unpack_row(int type, const uint8_t *row, int64_t nb, struct kt_w *o)
 {
     const size_t wbs = kq_block_size(type);
@@ -442,8 +452,8 @@ static void kt_unpack_row(int type, const uint8_t *row, int64_t nb, struct kt_w 
         __m512i cs = _mm512_setzero_si512();
         for (int u = 0; u < 4; u++) {
             q[u] = kq_codes(type, &k, u);
-            if (type == PG_TYPE_Q6_K)
-                q[u] = _mm512_sub_epi8(q[u], _mm512_set1_epi8(32));
+            if (kq_offset(type))
+                q[u] = _mm512_sub_epi8(q[u], _mm512_set1_epi8((char)kq_offset(type)));
             const __m512i idx = _mm512_setr_epi32(4 * u, 4 * u, 4 * u, 4 * u, 4 * u + 1, 4 * u + 1,
                                                   4 * u + 1, 4 * u + 1, 4 * u + 2, 4 * u + 2,
                                                   4 * u + 2, 4 * u + 2, 4 * u + 3, 4 * u + 3,
@@ -455,7 +465,7 @@ static void kt_unpack_row(int type, const uint8_t *row, int64_t nb, struct kt_w 
         _mm512_store_si512((void *)&o->corr, _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_slli_epi32(cs, 7)));
         for (int p = 0; p < 2; p++) {
             const __m512i q0 = q[2 * p], q1 = q[2 * p + 1], s0 = sc[2 * p], s1 = sc[2 * p + 1];
-            if (type == PG_TYPE_Q6_K) {
+            if (kt_packed(type)) {
                 _mm512_store_si512((void *)&o->q[2 * p], _mm512_permutex2var_epi32(q0, ia, q1));
                 _mm512_store_si512((void *)&o->q[2 * p + 1], _mm512_permutex2var_epi32(q0, ib, q1));
                 _mm512_store_si512((void *)&o->sp[p], _mm512_packs_epi32(_mm512_permutex2var_epi32(s0, ia, s1),
@@ -468,8 +478,10 @@ static void kt_unpack_row(int type, const uint8_t *row, int64_t nb, struct kt_w 
         }
         if (kt_has_mins(type))
             _mm512_store_si512((void *)&o->mins, _mm512_broadcast_i32x4(k.m16));
+        if (type == PG_TYPE_Q2_K)
+            _mm512_store_si512((void *)&o->mins, _mm512_broadcast_i64x4(k.mq2));
         o->d = k.d;
-        o->dmin = kt_has_mins(type) ? k.dmin : 0.0f;
+        o->dmin = kt_has_mins(type) || type == PG_TYPE_Q2_K ? k.dmin : 0.0f;
     }
 }
 
@@ -485,9 +497,13 @@ static void kt_prep_tile(int type, const block_q8_K *const x[KT_C], int64_t nb, 
             for (int p = 0; p < 2; p++) {
                 const __m512i v0 = _mm512_xor_si512(_mm512_loadu_si512((const void *)(x[c][i].qs + 128 * p)), flip);
                 const __m512i v1 = _mm512_xor_si512(_mm512_loadu_si512((const void *)(x[c][i].qs + 128 * p + 64)), flip);
-                o->xv[c][2 * p] = type == PG_TYPE_Q6_K ? _mm512_permutex2var_epi32(v0, ia, v1) : v0;
-                o->xv[c][2 * p + 1] = type == PG_TYPE_Q6_K ? _mm512_permutex2var_epi32(v0, ib, v1) : v1;
+                o->xv[c][2 * p] = kt_packed(type) ? _mm512_permutex2var_epi32(v0, ia, v1) : v0;
+                o->xv[c][2 * p + 1] = kt_packed(type) ? _mm512_permutex2var_epi32(v0, ib, v1) : v1;
             }
+        if (type == PG_TYPE_Q2_K)
+            for (int p = 0; p < 2; p++)
+                o->bs2[p] = _mm512_inserti64x4(_mm512_castsi256_si512(load256(x[2 * p][i].bsums)),
+                                               load256(x[2 * p + 1][i].bsums), 1);
         if (kt_has_mins(type)) {
             o->dneg = _mm512_setr_ps(-x[0][i].d, -x[0][i].d, -x[0][i].d, -x[0][i].d,
                                      -x[1][i].d, -x[1][i].d, -x[1][i].d, -x[1][i].d,
@@ -551,7 +567,7 @@ ALWAYS_INLINE void kt_micro(int type, int R, const struct kt_w *w, int64_t nb, i
                 __asm__("" : "+v"(qa), "+v"(qb), "+v"(sp));
                 for (int c = 0; c < KT_C; c++) {
                     const __m512i da = _mm512_dpbusd_epi32(_mm512_setzero_si512(), a[c], qa);
-                    const __m512i two = type == PG_TYPE_Q6_K
+                    const __m512i two = kt_packed(type)
                         ? _mm512_packs_epi32(da, _mm512_dpbusd_epi32(_mm512_setzero_si512(), b[c], qb))
                         : _mm512_dpbusd_epi32(_mm512_slli_epi32(da, 16), b[c], qb);
                     s[r][c] = _mm512_dpwssd_epi32(s[r][c], two, sp);
@@ -562,6 +578,10 @@ ALWAYS_INLINE void kt_micro(int type, int R, const struct kt_w *w, int64_t nb, i
             const struct kt_w *wb = w + r * nb + i;
             const __m512 dw = _mm512_set1_ps(wb->d);
             for (int p = 0; p < 2; p++) {
+                if (type == PG_TYPE_Q2_K) /* its minimum step comes first, in the lanes */
+                    acc[r][p] = _mm512_fmadd_ps(_mm512_mul_ps(t[i].dpair[p], _mm512_set1_ps(-wb->dmin)),
+                                                _mm512_cvtepi32_ps(_mm512_madd_epi16(wb->mins, t[i].bs2[p])),
+                                                acc[r][p]);
                 const __m512i lo = _mm512_shuffle_i64x2(s[r][2 * p], s[r][2 * p + 1], 0x44);
                 const __m512i hi = _mm512_shuffle_i64x2(s[r][2 * p], s[r][2 * p + 1], 0xEE);
                 acc[r][p] = _mm512_fmadd_ps(_mm512_mul_ps(t[i].dpair[p], dw),
@@ -692,8 +712,21 @@ ALWAYS_INLINE void kt_gemm(int type, const struct gemm_args *a)
     }
 }
 
-static void gemm_q2_K_avx512(const struct gemm_args *a) { kq_gemm(PG_TYPE_Q2_K, a); }
-static void gemm_q3_K_avx512(const struct gemm_args *a) { kq_gemm(PG_TYPE_Q3_K, a); }
+static void gemm_q2_K_avx512(const struct gemm_args *a)
+{
+    if (a->b >= KT_C)
+        kt_gemm(PG_TYPE_Q2_K, a);
+    else
+        kq_gemm(PG_TYPE_Q2_K, a);
+}
+static void gemm_q3_K_avx512(const struct gemm_args *a)
+{
+    /* Its unpacking costs more: one tile does not pay for it. */
+    if (a->b >= 2 * KT_C)
+        kt_gemm(PG_TYPE_Q3_K, a);
+    else
+        kq_gemm(PG_TYPE_Q3_K, a);
+}
 static void gemm_q4_K_avx512(const struct gemm_args *a)
 {
     if (a->b >= KT_C)
