@@ -42,6 +42,10 @@ struct kernel_table {
     gemm_fn gemm[PG_TYPE_COUNT];            /* by weight type */
     act_quant_fn act_quant[PG_TYPE_COUNT];  /* by dot type */
     const char *isa[PG_TYPE_COUNT];         /* which ISA filled gemm[type] */
+    /* Activation bytes one call should take at most (0: the driver's
+     * default, which keeps a tile in cache while weights go by; kernels
+     * that block for the caches themselves ask for more). */
+    size_t act_tile[PG_TYPE_COUNT];
 };
 
 void kernels_scalar_init(struct kernel_table *t);   /* float and q4_0..q8_0 types */

@@ -296,7 +296,13 @@ int matmul_n(struct mm_ctx *ctx, const struct mm_weight *const *w, int nw, const
         pool_run_n(ctx->pool, conv_threads, mm_convert_worker, &job);
     }
 
-    int64_t tile = (int64_t)(MM_ACT_TILE_BYTES / xq_row);
+    /* The parts share one activation tiling: the smallest any kernel asks. */
+    size_t tile_bytes = 0;
+    for (int i = 0; i < nw; i++) {
+        const size_t t = kt->act_tile[w[i]->type] ? kt->act_tile[w[i]->type] : MM_ACT_TILE_BYTES;
+        tile_bytes = i == 0 || t < tile_bytes ? t : tile_bytes;
+    }
+    int64_t tile = (int64_t)(tile_bytes / xq_row);
     job.act_tile = tile >= b ? b : round_down(tile, 8);
     /* Chunks: about four per thread, for load balance on a busy machine,
      * and small enough to stay in cache across activation tiles. Finer
