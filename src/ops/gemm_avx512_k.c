@@ -437,13 +437,18 @@ ALWAYS_INLINE int kt_has_mins(int type) { return type == PG_TYPE_Q4_K || type ==
 /* Types whose dots can be negative (a code offset): packed with vpackssdw. */
 ALWAYS_INLINE int kt_packed(int type) { return type == PG_TYPE_Q3_K || type == PG_TYPE_Q6_K; }
 
-static void kt_unpack_row(int type, const uint8_t *row, int64_t nb, struct kt_w *o)
+/* Unpacks the nb blocks of row, fetching ahead the same blocks of the row
+ * ahead bytes further on: spread out, the requests keep flowing where a
+ * burst of a whole row's at once would wait on the miss buffers. */
+static void kt_unpack_row(int type, const uint8_t *row, int64_t nb, size_t ahead, struct kt_w *o)
 {
     const size_t wbs = kq_block_size(type);
     const __m512i ia = kt_idx_a(), ib = kt_idx_b();
     for (int64_t i = 0; i < nb; i++, o++) {
         struct kq_blk k;
         const uint8_t *b = row + (size_t)i * wbs;
+        for (size_t l = 0; l < wbs; l += 64)
+            _mm_prefetch((const char *)((uintptr_t)b + ahead + l), _MM_HINT_T0);
         kq_prep(type, b, &k);
         __m512i q[4], sc[4];
         /* Lane l of vector u covers values 64u + 4l..4l+3: group 4u + l / 4
@@ -679,10 +684,7 @@ ALWAYS_INLINE void kt_gemm(int type, const struct gemm_args *a)
         for (int64_t r = 0; r < gn; r++) {
             const uint8_t *row = a->w + (size_t)(j0 + r) * a->w_stride;
             /* The rows after these stream in while these are used. */
-            for (size_t o = 0; o < (size_t)nb * kq_block_size(type); o += 64)
-                    _mm_prefetch((const char *)((uintptr_t)row + (size_t)KT_R * a->w_stride + o),
-                                 _MM_HINT_T0);
-            kt_unpack_row(type, row, nb, w + r * nb);
+            kt_unpack_row(type, row, nb, (size_t)KT_R * a->w_stride, w + r * nb);
         }
         for (int64_t t0 = 0; t0 < tiles; t0 += chunk) {
             const int64_t t1 = tiles - t0 < chunk ? tiles : t0 + chunk;
