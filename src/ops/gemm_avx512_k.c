@@ -714,42 +714,23 @@ ALWAYS_INLINE void kt_gemm(int type, const struct gemm_args *a)
     }
 }
 
-static void gemm_q2_K_avx512(const struct gemm_args *a)
+/* The tiles from this many activation rows: q3_K's unpacking costs more,
+ * and one tile does not pay for it. */
+ALWAYS_INLINE int64_t kt_min_rows(int type) { return type == PG_TYPE_Q3_K ? 2 * KT_C : KT_C; }
+
+ALWAYS_INLINE void k_gemm(int type, const struct gemm_args *a)
 {
-    if (a->b >= KT_C)
-        kt_gemm(PG_TYPE_Q2_K, a);
+    if (a->b >= kt_min_rows(type))
+        kt_gemm(type, a);
     else
-        kq_gemm(PG_TYPE_Q2_K, a);
+        kq_gemm(type, a);
 }
-static void gemm_q3_K_avx512(const struct gemm_args *a)
-{
-    /* Its unpacking costs more: one tile does not pay for it. */
-    if (a->b >= 2 * KT_C)
-        kt_gemm(PG_TYPE_Q3_K, a);
-    else
-        kq_gemm(PG_TYPE_Q3_K, a);
-}
-static void gemm_q4_K_avx512(const struct gemm_args *a)
-{
-    if (a->b >= KT_C)
-        kt_gemm(PG_TYPE_Q4_K, a);
-    else
-        kq_gemm(PG_TYPE_Q4_K, a);
-}
-static void gemm_q5_K_avx512(const struct gemm_args *a)
-{
-    if (a->b >= KT_C)
-        kt_gemm(PG_TYPE_Q5_K, a);
-    else
-        kq_gemm(PG_TYPE_Q5_K, a);
-}
-static void gemm_q6_K_avx512(const struct gemm_args *a)
-{
-    if (a->b >= KT_C)
-        kt_gemm(PG_TYPE_Q6_K, a);
-    else
-        kq_gemm(PG_TYPE_Q6_K, a);
-}
+
+static void gemm_q2_K_avx512(const struct gemm_args *a) { k_gemm(PG_TYPE_Q2_K, a); }
+static void gemm_q3_K_avx512(const struct gemm_args *a) { k_gemm(PG_TYPE_Q3_K, a); }
+static void gemm_q4_K_avx512(const struct gemm_args *a) { k_gemm(PG_TYPE_Q4_K, a); }
+static void gemm_q5_K_avx512(const struct gemm_args *a) { k_gemm(PG_TYPE_Q5_K, a); }
+static void gemm_q6_K_avx512(const struct gemm_args *a) { k_gemm(PG_TYPE_Q6_K, a); }
 
 /* ---- q8_K activations: the reference quantizer's bytes ---- */
 
