@@ -8,6 +8,7 @@
 #include "base/fp16.h"
 #include "base/pool.h"
 #include "base/rng.h"
+#include "base/scratch.h"
 #include "test.h"
 
 #if defined(PAGODA_HAVE_X86)
@@ -140,6 +141,46 @@ static void test_pool(void)
     CHECK(job.hits[0] == 1 && job.total == 1);
 }
 
+/* Each pool thread writes its own pattern into its scratch, then checks it
+ * is still there: buffers are per thread. */
+static void scratch_job_fn(void *arg, int ith, int nth)
+{
+    (void)nth;
+    atomic_int *bad = arg;
+    for (int round = 0; round < 50; round++) {
+        const size_t n = (size_t)(64 + 997 * round);
+        uint8_t *p = thread_scratch(n);
+        if (!p || ((uintptr_t)p & 63)) {
+            atomic_fetch_add(bad, 1);
+            return;
+        }
+        memset(p, ith + 1, n);
+        uint8_t *q = thread_scratch(n / 2); /* smaller: the same buffer, untouched */
+        if (q != p)
+            atomic_fetch_add(bad, 1);
+        for (size_t i = 0; i < n; i++)
+            if (p[i] != (uint8_t)(ith + 1)) {
+                atomic_fetch_add(bad, 1);
+                break;
+            }
+    }
+}
+
+static void test_scratch(void)
+{
+    char err[256];
+    struct pool *p = pool_create(4, err, sizeof err);
+    CHECK(p != NULL);
+    if (!p)
+        return;
+    atomic_int bad = 0;
+    for (int i = 0; i < 20; i++)
+        pool_run(p, scratch_job_fn, &bad);
+    CHECKF(bad == 0, "%d scratch checks failed", (int)bad);
+    pool_destroy(p);
+    CHECK(thread_scratch(0) != NULL);
+}
+
 static void test_cpu_and_err(void)
 {
     enum cpu_isa max = cpu_isa_max();
@@ -167,6 +208,7 @@ int main(void)
     test_f16();
     test_bf16();
     test_pool();
+    test_scratch();
     test_cpu_and_err();
     TEST_END();
 }

@@ -20,11 +20,11 @@
  * around it, so results do not depend on the batch.
  */
 #include <immintrin.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "base/cpu.h"
+#include "base/scratch.h"
 #include "ops/kernels.h"
 #include "ops/gemm_k_x86.h"
 #include "ops/quants.h"
@@ -194,52 +194,6 @@ ALWAYS_INLINE __m512i kq_pair_scales(int type, const struct kq_blk *k, int p)
     return _mm512_shuffle_epi8(_mm512_broadcast_i32x4(k->sm), idx);
 }
 
-/* A thread's scratch for kq_xp, kept between calls (decode makes hundreds of
- * calls a token) and freed with the thread. */
-static pthread_key_t kq_xp_key;
-static pthread_once_t kq_xp_once = PTHREAD_ONCE_INIT;
-static int kq_xp_key_ok;
-
-struct kq_xp_buf {
-    void *p;
-    size_t cap;
-};
-
-static void kq_xp_buf_free(void *v)
-{
-    struct kq_xp_buf *b = v;
-    if (b)
-        free(b->p);
-    free(b);
-}
-
-static void kq_xp_key_init(void) { kq_xp_key_ok = pthread_key_create(&kq_xp_key, kq_xp_buf_free) == 0; }
-
-static struct kq_xp *kq_xp_scratch(size_t n)
-{
-    pthread_once(&kq_xp_once, kq_xp_key_init);
-    if (!kq_xp_key_ok)
-        return NULL;
-    struct kq_xp_buf *b = pthread_getspecific(kq_xp_key);
-    if (!b) {
-        b = calloc(1, sizeof *b);
-        if (!b || pthread_setspecific(kq_xp_key, b) != 0) {
-            free(b);
-            return NULL;
-        }
-    }
-    const size_t bytes = n * sizeof(struct kq_xp);
-    if (bytes > b->cap) {
-        void *p = aligned_alloc(64, (bytes + 63) / 64 * 64);
-        if (!p)
-            return NULL;
-        free(b->p);
-        b->p = p;
-        b->cap = bytes;
-    }
-    return b->p;
-}
-
 /* One weight row against C activation rows (x[c], prepared in xp[c * nb + i]),
  * all nb blocks. */
 ALWAYS_INLINE void kq_row(int type, int C, const uint8_t *w, const block_q8_K *const *x,
@@ -327,7 +281,7 @@ ALWAYS_INLINE void kq_gemm(int type, const struct gemm_args *a)
 {
     const int64_t nb = a->k / QK_K;
     const int needs_xp = type != PG_TYPE_Q2_K;
-    struct kq_xp *xp = needs_xp ? kq_xp_scratch((size_t)KQ_C * (size_t)nb) : NULL;
+    struct kq_xp *xp = needs_xp ? thread_scratch((size_t)KQ_C * (size_t)nb * sizeof(struct kq_xp)) : NULL;
     if (needs_xp && !xp) { /* no memory for the scratch: the scalar kernels need none */
         const struct kernel_table *kt = kernels_for_isa(CPU_ISA_SCALAR);
         kt->gemm[type](a);
@@ -632,9 +586,6 @@ ALWAYS_INLINE void kt_micro(int type, int R, const struct kt_w *w, int64_t nb, i
         }
 }
 
-/* Scratch one call of the tiled path takes on the stack; beyond it, the heap. */
-#define KT_STACK_BYTES (48 * 1024)
-
 /* With many activation rows, what one sweep reads for each weight row pair
  * is kept to a share of a core's L2: the prepared activations of a chunk of
  * tiles, and the unpacked weight rows swept against them. */
@@ -664,9 +615,8 @@ ALWAYS_INLINE void kt_gemm(int type, const struct gemm_args *a)
     const size_t wbytes = (size_t)group * wrow;
     const size_t abytes = (size_t)tiles * arow;
     const size_t sbytes = (size_t)(tiles < chunk ? tiles : chunk) * sizeof(struct kt_state);
-    _Alignas(64) uint8_t local[KT_STACK_BYTES];
-    uint8_t *buf = wbytes + abytes + sbytes <= sizeof local ? local : aligned_alloc(64, wbytes + abytes + sbytes);
-    if (!buf) { /* the row-at-a-time path needs no scratch */
+    uint8_t *buf = thread_scratch(wbytes + abytes + sbytes);
+    if (!buf) { /* no memory: the row-at-a-time path asks for far less */
         kq_gemm(type, a);
         return;
     }
@@ -703,9 +653,7 @@ ALWAYS_INLINE void kt_gemm(int type, const struct gemm_args *a)
                 }
         }
     }
-    if (buf != local)
-        free(buf);
-    if (tiles * KT_C < a->b) { /* the last rows, one weight row at a time */
+    if (tiles * KT_C < a->b) { /* the last rows, one weight row at a time (buf is done with) */
         struct gemm_args rest = *a;
         rest.x = a->x + (size_t)(tiles * KT_C) * a->x_stride;
         rest.b = a->b - tiles * KT_C;

@@ -27,9 +27,6 @@ struct gemm_args {
     int64_t b;         /* activation rows to do */
     float *y;          /* y[i * y_stride + j] = dot(activation row i, weight row j) */
     int64_t y_stride;  /* floats between output rows */
-    uint64_t x_id;     /* 0, or an id of the bytes at x: calls with the same id, x and b
-                          see the same activations, so a kernel may reuse what it
-                          derived from them in an earlier call on the same thread */
 };
 
 typedef void (*gemm_fn)(const struct gemm_args *a);

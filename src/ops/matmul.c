@@ -142,7 +142,6 @@ struct mm_job {
     uint8_t *xq; /* converted activations */
     size_t xq_stride;
     int64_t act_tile;
-    uint64_t x_id;
     struct mm_part part[MM_MAX_PARTS];
     int n_parts;
     int64_t n_chunks;
@@ -177,7 +176,6 @@ static void mm_gemm_chunk(const struct mm_job *job, int64_t chunk)
             .b = tb,
             .y = pt->y + t0 * pt->n + r0,
             .y_stride = pt->n,
-            .x_id = job->x_id,
         };
         pt->gemm(&a);
     }
@@ -268,10 +266,7 @@ int matmul_n(struct mm_ctx *ctx, const struct mm_weight *const *w, int nw, const
         return err_set(err, errlen, PAGODA_ENOMEM, "matmul: %lld activation rows are too many",
                        (long long)b);
 
-    /* Each call's activations get a new id (see gemm_args.x_id). */
-    static _Atomic uint64_t next_x_id = 1;
     struct mm_job job = {
-        .x_id = atomic_fetch_add_explicit(&next_x_id, 1, memory_order_relaxed),
         .act_quant = kt->act_quant[tt->dot_type],
         .x = x,
         .k = k,
