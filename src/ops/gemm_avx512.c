@@ -17,6 +17,8 @@
 #include <math.h>
 #include <string.h>
 
+#include "base/cpu.h"
+#include "base/scratch.h"
 #include "ops/kernels.h"
 #include "ops/quants.h"
 
@@ -46,11 +48,12 @@ ALWAYS_INLINE uint32_t load_u32(const uint8_t *p)
  * of every row as unsigned bytes. vpdpbusd against activation dwords
  * broadcast to all lanes then yields each row's exact integer block dot in
  * its own lane, and the float step is per lane:
- *     acc = fma(dw * dx, (float)isum, acc)    (then fma(m, s, acc) for q4_1/q5_1)
+ *     acc = fma(dw * dx, (float)isum, acc)
  * block after block, exactly as for any other row or batch. For types with
  * an offset (q4_0 +8, q5_0 +16, q8_0 +128) the integer sums start at
  * -offset * (sum of the activation block), prepared once per activation
- * block for all panels. */
+ * block for all panels. q4_1 and q5_1 use the same panels with the float
+ * order of their own section below. */
 
 #define PANEL_LANES 16
 #define SEG_BLOCKS 32 /* blocks unpacked at a time (a 20 KB buffer) */
@@ -199,13 +202,12 @@ ALWAYS_INLINE void panel_unpack(int type, const struct panel_rows *pr, int strid
     }
 }
 
-/* What the float step needs of each activation block, computed once per
- * block and shared by every panel: offset * (sum of its bytes), its scale,
- * and (q8_1) its block sum. */
+/* What the float step needs of each q8_0 activation block, computed once
+ * per block and shared by every panel: offset * (sum of its bytes) and its
+ * scale. */
 struct act_info {
     int32_t corr[ACT_CHUNK][SEG_BLOCKS];
     float d[ACT_CHUNK][SEG_BLOCKS];
-    float s[ACT_CHUNK][SEG_BLOCKS];
 };
 
 ALWAYS_INLINE int32_t sum_bytes32(const uint8_t *p)
@@ -218,26 +220,22 @@ ALWAYS_INLINE int32_t sum_bytes32(const uint8_t *p)
     return (int32_t)(_mm_cvtsi128_si64(h) + _mm_extract_epi64(h, 1)) - 32 * 128;
 }
 
-ALWAYS_INLINE void act_info_fill(int type, const uint8_t *xb, int32_t *corr, float *d, float *s)
+ALWAYS_INLINE void act_info_fill(int type, const uint8_t *xb, int32_t *corr, float *d)
 {
-    const int qoff = has_min(type) ? 4 : 2;
-    *corr = offset_shift(type) ? sum_bytes32(xb + qoff) * (1 << offset_shift(type)) : 0;
+    *corr = sum_bytes32(xb + 2) * (1 << offset_shift(type));
     *d = _cvtsh_ss(load_u16(xb));
-    if (has_min(type))
-        *s = _cvtsh_ss(load_u16(xb + 2));
 }
 
 /* C activation rows against nblk blocks of a panel; acc holds each
- * activation row's running per-row sums, corr/dx/sx its prepared block
+ * activation row's running per-row sums, corr/dx its prepared block
  * info (struct act_info rows). The activation rows go through the 8
  * vpdpbusd steps side by side, so their chains overlap. */
 ALWAYS_INLINE void panel_pass(int type, int C, const struct panel_block *pb, int64_t nblk,
                               const uint8_t *const *xr, const int32_t (*corr)[SEG_BLOCKS],
-                              const float (*dx)[SEG_BLOCKS], const float (*sx)[SEG_BLOCKS],
-                              __m512 *acc)
+                              const float (*dx)[SEG_BLOCKS], __m512 *acc)
 {
-    const size_t xbs = has_min(type) ? sizeof(block_q8_1) : sizeof(block_q8_0);
-    const int qoff = has_min(type) ? 4 : 2;
+    const size_t xbs = sizeof(block_q8_0);
+    const int qoff = 2;
     for (int64_t j = 0; j < nblk; j++) {
         const struct panel_block *p = pb + j;
         __m512i is[ACT_GROUP], is2[ACT_GROUP];
@@ -265,8 +263,6 @@ ALWAYS_INLINE void panel_pass(int type, int C, const struct panel_block *pb, int
             const __m512i v = C < 4 ? _mm512_add_epi32(is[c], is2[c]) : is[c];
             acc[c] = _mm512_fmadd_ps(_mm512_mul_ps(p->d, _mm512_set1_ps(dx[c][j])),
                                      _mm512_cvtepi32_ps(v), acc[c]);
-            if (has_min(type))
-                acc[c] = _mm512_fmadd_ps(p->m, _mm512_set1_ps(sx[c][j]), acc[c]);
         }
     }
 }
@@ -275,7 +271,7 @@ ALWAYS_INLINE void panel_group(int type, int C, const struct gemm_args *a, int64
                                __mmask16 out_rows, int64_t c0, const struct act_info *ai,
                                int64_t ci, const struct panel_block *pb, int64_t j0, int64_t nblk)
 {
-    const size_t xbs = has_min(type) ? sizeof(block_q8_1) : sizeof(block_q8_0);
+    const size_t xbs = sizeof(block_q8_0);
     const uint8_t *xr[ACT_GROUP];
     __m512 acc[ACT_GROUP];
 #pragma GCC unroll 8
@@ -285,7 +281,7 @@ ALWAYS_INLINE void panel_group(int type, int C, const struct gemm_args *a, int64
         acc[c] = j0 == 0 ? _mm512_setzero_ps()
                          : _mm512_maskz_loadu_ps(out_rows, a->y + (c0 + c) * a->y_stride + r0);
     }
-    panel_pass(type, C, pb, nblk, xr, ai->corr + ci, ai->d + ci, ai->s + ci, acc);
+    panel_pass(type, C, pb, nblk, xr, ai->corr + ci, ai->d + ci, acc);
 #pragma GCC unroll 8
     for (int c = 0; c < C; c++)
         _mm512_mask_storeu_ps(a->y + (c0 + c) * a->y_stride + r0, out_rows, acc[c]);
@@ -324,7 +320,7 @@ ALWAYS_INLINE void prefetch_rows(const struct panel_rows *pr, int strided, size_
 
 ALWAYS_INLINE int row_group_type(int type)
 {
-    return type == PG_TYPE_Q4_0 || type == PG_TYPE_Q4_1 || type == PG_TYPE_Q8_0;
+    return type == PG_TYPE_Q4_0 || type == PG_TYPE_Q8_0;
 }
 
 /* A segment of the activation row, arranged to match the weight groups:
@@ -334,15 +330,14 @@ struct rg_act {
     _Alignas(64) uint8_t lo[RG_SEG_GROUPS][64];
     _Alignas(64) uint8_t hi[RG_SEG_GROUPS][64];
     _Alignas(64) int32_t init[RG_SEG_GROUPS][16];
-    float d[RG_SEG_GROUPS * RG_BLOCKS], s[RG_SEG_GROUPS * RG_BLOCKS];
+    float d[RG_SEG_GROUPS * RG_BLOCKS];
 };
 
 /* Word permutes: a group's quant words (q[0], and q[1] for q8_0's second
- * halves), the scales of two rows (h), q4_1's split of scales and minimums
- * (gd, gm), and the last step of the scale tree (s01, s23: the 16 rows'
- * scales of blocks 0, 1 and of blocks 2, 3). */
+ * halves), the scales of two rows (h), and the last step of the scale tree
+ * (s01, s23: the 16 rows' scales of blocks 0, 1 and of blocks 2, 3). */
 struct rg_idx {
-    __m512i q[2], h, s01, s23, gd, gm;
+    __m512i q[2], h, s01, s23;
 };
 
 ALWAYS_INLINE __m512i idx_load(const uint16_t *v)
@@ -350,10 +345,10 @@ ALWAYS_INLINE __m512i idx_load(const uint16_t *v)
     return _mm512_loadu_si512((const void *)v);
 }
 
-/* Word offset of block c's scale (t = 0) or minimum (t = 1) in its group. */
-ALWAYS_INLINE int rg_head_word(int type, int c, int t)
+/* Word offset of block c's scale in its group. */
+ALWAYS_INLINE int rg_head_word(int type, int c)
 {
-    return (int)(w_block_size(type) / 2) * c + t;
+    return (int)(w_block_size(type) / 2) * c;
 }
 
 static void rg_idx_init(int type, struct rg_idx *ix)
@@ -369,39 +364,24 @@ static void rg_idx_init(int type, struct rg_idx *ix)
                 s = bw * c + 1 + 8 * half + t;
                 v[i] = (uint16_t)(half ? s - 4 : s);
             } else {
-                /* quant words from w, then from w + the group's tail */
-                const int qw = type == PG_TYPE_Q4_0 ? 1 : 2, tail = type == PG_TYPE_Q4_0 ? 4 : 8;
-                s = bw * c + qw + t;
-                v[i] = (uint16_t)(s < 32 ? s : 32 + s - tail);
+                /* q4_0: quant words from w, then from w + 8 */
+                s = bw * c + 1 + t;
+                v[i] = (uint16_t)(s < 32 ? s : 28 + s);
             }
         }
         ix->q[half] = idx_load(v);
     }
-    /* Scales of rows (2i, 2i+1): K words each at e * K + t. q8_0 first
+    /* Scales of rows (2i, 2i+1): four words each at e * 4 + c. q8_0 first
      * takes each row's four scales from (w, w+64) alone. */
-    const int K = has_min(type) ? 8 : 4;
     memset(v, 0, sizeof v);
     for (int e = 0; e < 2; e++)
-        for (int t = 0; t < K; t++) {
-            const int c = t % 4, m = t / 4;
+        for (int c = 0; c < 4; c++) {
             if (type == PG_TYPE_Q8_0)
-                v[t] = (uint16_t)rg_head_word(type, t, 0); /* one row: A words < 32, B above */
+                v[c] = (uint16_t)rg_head_word(type, c); /* one row: A words < 32, B above */
             else
-                v[e * K + t] = (uint16_t)(32 * e + rg_head_word(type, c, m));
+                v[e * 4 + c] = (uint16_t)(32 * e + rg_head_word(type, c));
         }
     ix->h = idx_load(v);
-    /* q4_1: rows 4m..4m+3 hold d at (row % 4) * 8 + c, m at +4; split into
-     * rows 8h..8h+7 of d (and of m) at (row % 8) * 4 + c. */
-    for (int m = 0; m < 2; m++) {
-        for (int i = 0; i < 32; i++) {
-            const int row = i / 4, c = i % 4;
-            v[i] = (uint16_t)(32 * (row / 4) + (row % 4) * 8 + 4 * m + c);
-        }
-        if (m == 0)
-            ix->gd = idx_load(v);
-        else
-            ix->gm = idx_load(v);
-    }
     /* Last step: rows 0..7 at (row % 8) * 4 + c in the first source, 8..15
      * in the second; out word 16 * (c & 1) + row. */
     for (int pair = 0; pair < 2; pair++) {
@@ -418,8 +398,7 @@ static void rg_idx_init(int type, struct rg_idx *ix)
 
 static void rg_act_fill(int type, const uint8_t *x, int64_t g0, int64_t ng, struct rg_act *xa)
 {
-    const size_t xbs = has_min(type) ? sizeof(block_q8_1) : sizeof(block_q8_0);
-    const size_t qo = has_min(type) ? 4 : 2;
+    const size_t xbs = sizeof(block_q8_0), qo = 2;
     for (int64_t g = 0; g < ng; g++) {
         memset(xa->init[g], 0, sizeof xa->init[g]);
         for (int c = 0; c < RG_BLOCKS; c++) {
@@ -428,7 +407,7 @@ static void rg_act_fill(int type, const uint8_t *x, int64_t g0, int64_t ng, stru
             memcpy(xa->lo[g] + 16 * c, xb + qo, 16);
             memcpy(xa->hi[g] + 16 * c, xb + qo + 16, 16);
             int32_t corr;
-            act_info_fill(type, xb, &corr, &xa->d[j], &xa->s[j]);
+            act_info_fill(type, xb, &corr, &xa->d[j]);
             xa->init[g][4 * c] = -corr;
         }
     }
@@ -450,7 +429,7 @@ ALWAYS_INLINE void rg_row(int type, const uint8_t *w, const struct rg_idx *ix, _
                                flip);
         *head = _mm512_permutex2var_epi16(a, ix->h, b);
     } else {
-        const __m512i b = _mm512_loadu_si512((const void *)(w + (type == PG_TYPE_Q4_0 ? 8 : 16)));
+        const __m512i b = _mm512_loadu_si512((const void *)(w + 8));
         const __m512i q = _mm512_permutex2var_epi16(a, ix->q[0], b);
         const __m512i nib = _mm512_set1_epi8(0x0F);
         *lo = _mm512_and_si512(q, nib);
@@ -493,8 +472,7 @@ ALWAYS_INLINE void rg_group(int type, int strided, const struct panel_rows *pr, 
         }
         /* chunk c: rows 4q..4q+3 of block c */
         u[q] = _mm512_add_epi32(_mm512_unpacklo_epi64(t[0], t[1]), _mm512_unpackhi_epi64(t[0], t[1]));
-        f[q] = has_min(type) ? _mm512_inserti64x4(e[0], _mm512_castsi512_si256(e[1]), 1)
-                             : _mm512_inserti32x4(e[0], _mm512_castsi512_si128(e[1]), 1);
+        f[q] = _mm512_inserti32x4(e[0], _mm512_castsi512_si128(e[1]), 1);
     }
     /* v[c]: block c, lane r = row r */
     const __m512i y01a = _mm512_shuffle_i32x4(u[0], u[1], 0x44), y23a = _mm512_shuffle_i32x4(u[2], u[3], 0x44);
@@ -504,35 +482,18 @@ ALWAYS_INLINE void rg_group(int type, int strided, const struct panel_rows *pr, 
     v[1] = _mm512_shuffle_i32x4(y01a, y23a, 0xDD);
     v[2] = _mm512_shuffle_i32x4(y01b, y23b, 0x88);
     v[3] = _mm512_shuffle_i32x4(y01b, y23b, 0xDD);
-    /* scales (and minimums): 16 rows of blocks (0, 1) and (2, 3) as f16 */
-    __m512i sd[2], sm[2];
-    if (has_min(type)) {
-        const __m512i gd0 = _mm512_permutex2var_epi16(f[0], ix->gd, f[1]);
-        const __m512i gd1 = _mm512_permutex2var_epi16(f[2], ix->gd, f[3]);
-        const __m512i gm0 = _mm512_permutex2var_epi16(f[0], ix->gm, f[1]);
-        const __m512i gm1 = _mm512_permutex2var_epi16(f[2], ix->gm, f[3]);
-        sd[0] = _mm512_permutex2var_epi16(gd0, ix->s01, gd1);
-        sd[1] = _mm512_permutex2var_epi16(gd0, ix->s23, gd1);
-        sm[0] = _mm512_permutex2var_epi16(gm0, ix->s01, gm1);
-        sm[1] = _mm512_permutex2var_epi16(gm0, ix->s23, gm1);
-    } else {
-        const __m512i g0 = _mm512_inserti64x4(f[0], _mm512_castsi512_si256(f[1]), 1);
-        const __m512i g1 = _mm512_inserti64x4(f[2], _mm512_castsi512_si256(f[3]), 1);
-        sd[0] = _mm512_permutex2var_epi16(g0, ix->s01, g1);
-        sd[1] = _mm512_permutex2var_epi16(g0, ix->s23, g1);
-        sm[0] = sm[1] = sd[0];
-    }
-    const float *dx = xa->d + g * RG_BLOCKS, *sx = xa->s + g * RG_BLOCKS;
+    /* scales: 16 rows of blocks (0, 1) and (2, 3) as f16 */
+    const __m512i g0 = _mm512_inserti64x4(f[0], _mm512_castsi512_si256(f[1]), 1);
+    const __m512i g1 = _mm512_inserti64x4(f[2], _mm512_castsi512_si256(f[3]), 1);
+    const __m512i sd[2] = {_mm512_permutex2var_epi16(g0, ix->s01, g1),
+                           _mm512_permutex2var_epi16(g0, ix->s23, g1)};
+    const float *dx = xa->d + g * RG_BLOCKS;
 #pragma GCC unroll 4
     for (int c = 0; c < RG_BLOCKS; c++) {
-        const __m512i sdc = sd[c >> 1], smc = sm[c >> 1];
+        const __m512i sdc = sd[c >> 1];
         const __m256i dh = (c & 1) ? _mm512_extracti64x4_epi64(sdc, 1) : _mm512_castsi512_si256(sdc);
         *acc = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtph_ps(dh), _mm512_set1_ps(dx[c])),
                                _mm512_cvtepi32_ps(v[c]), *acc);
-        if (has_min(type)) {
-            const __m256i mh = (c & 1) ? _mm512_extracti64x4_epi64(smc, 1) : _mm512_castsi512_si256(smc);
-            *acc = _mm512_fmadd_ps(_mm512_cvtph_ps(mh), _mm512_set1_ps(sx[c]), *acc);
-        }
     }
 }
 
@@ -544,7 +505,7 @@ ALWAYS_INLINE void rg_panel(int type, int strided, const struct gemm_args *a,
                             const struct rg_idx *ix)
 {
     const size_t wbs = w_block_size(type);
-    const size_t xbs = has_min(type) ? sizeof(block_q8_1) : sizeof(block_q8_0);
+    const size_t xbs = sizeof(block_q8_0);
     __m512 acc = g0 == 0 ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(rows_out, a->y + base);
     /* Each row of a panel is a short stream that the hardware prefetchers
      * pick up late, 16 of them at once: the group's lines of the next
@@ -558,9 +519,9 @@ ALWAYS_INLINE void rg_panel(int type, int strided, const struct gemm_args *a,
         panel_unpack(type, pr, strided, (size_t)j * wbs, &blk);
         const uint8_t *xb = a->x + (size_t)j * xbs;
         int32_t corr[1][SEG_BLOCKS];
-        float dx[1][SEG_BLOCKS], sx[1][SEG_BLOCKS];
-        act_info_fill(type, xb, &corr[0][0], &dx[0][0], &sx[0][0]);
-        panel_pass(type, 1, &blk, 1, &xb, corr, dx, sx, &acc);
+        float dx[1][SEG_BLOCKS];
+        act_info_fill(type, xb, &corr[0][0], &dx[0][0]);
+        panel_pass(type, 1, &blk, 1, &xb, corr, dx, &acc);
     }
     _mm512_mask_storeu_ps(a->y + base, rows_out, acc);
 }
@@ -572,7 +533,7 @@ ALWAYS_INLINE void panel_run_one(int type, int strided, const struct gemm_args *
                                  const struct act_info *ai)
 {
     const size_t wbs = w_block_size(type);
-    const size_t xbs = has_min(type) ? sizeof(block_q8_1) : sizeof(block_q8_0);
+    const size_t xbs = sizeof(block_q8_0);
     const int64_t nb = a->k / 32;
     __m512 acc = _mm512_setzero_ps();
     for (int64_t j = 0; j < nb; j++) {
@@ -583,15 +544,14 @@ ALWAYS_INLINE void panel_run_one(int type, int strided, const struct gemm_args *
         panel_unpack(type, pr, strided, off, &blk);
         const uint8_t *xb = a->x + (size_t)j * xbs;
         int32_t corr[1][SEG_BLOCKS];
-        float dx[1][SEG_BLOCKS], sx[1][SEG_BLOCKS];
+        float dx[1][SEG_BLOCKS];
         if (ai) { /* prepared for the whole row, blocks in a flat run */
             corr[0][0] = (&ai->corr[0][0])[j];
             dx[0][0] = (&ai->d[0][0])[j];
-            sx[0][0] = (&ai->s[0][0])[j];
         } else {
-            act_info_fill(type, xb, &corr[0][0], &dx[0][0], &sx[0][0]);
+            act_info_fill(type, xb, &corr[0][0], &dx[0][0]);
         }
-        panel_pass(type, 1, &blk, 1, &xb, corr, dx, sx, &acc);
+        panel_pass(type, 1, &blk, 1, &xb, corr, dx, &acc);
     }
     _mm512_mask_storeu_ps(a->y + base, rows_out, acc);
 }
@@ -648,7 +608,7 @@ ALWAYS_INLINE void panel_run_seg(int type, int strided, const struct gemm_args *
         }                                                                                   \
     } while (0)
 
-/* b = 1 for q4_0, q4_1, q8_0: the activation row in segments, every panel
+/* b = 1 for q4_0 and q8_0: the activation row in segments, every panel
  * continuing from the sums the previous segment stored in y. */
 ALWAYS_INLINE void gemm_row_groups(int type, const struct gemm_args *a)
 {
@@ -685,10 +645,9 @@ ALWAYS_INLINE void gemm_panels(int type, const struct gemm_args *a)
         /* The row's block info once for all panels, when it fits. */
         const int64_t nb1 = a->k / 32;
         const int fits = nb1 <= ACT_CHUNK * SEG_BLOCKS;
-        const size_t xbs1 = has_min(type) ? sizeof(block_q8_1) : sizeof(block_q8_0);
         for (int64_t j = 0; fits && j < nb1; j++)
-            act_info_fill(type, a->x + (size_t)j * xbs1, &(&ai.corr[0][0])[j], &(&ai.d[0][0])[j],
-                          &(&ai.s[0][0])[j]);
+            act_info_fill(type, a->x + (size_t)j * sizeof(block_q8_0), &(&ai.corr[0][0])[j],
+                          &(&ai.d[0][0])[j]);
         const struct act_info *aip = fits ? &ai : NULL;
 #define RUN_ONE(strided, pr, base, out)                                                      \
     do {                                                                                    \
@@ -701,7 +660,7 @@ ALWAYS_INLINE void gemm_panels(int type, const struct gemm_args *a)
 #undef RUN_ONE
         return;
     }
-    const size_t xbs = has_min(type) ? sizeof(block_q8_1) : sizeof(block_q8_0);
+    const size_t xbs = sizeof(block_q8_0);
     const int64_t nb = a->k / 32;
     struct panel_block pb[SEG_BLOCKS];
     for (int64_t j0 = 0; j0 < nb; j0 += SEG_BLOCKS) {
@@ -711,7 +670,7 @@ ALWAYS_INLINE void gemm_panels(int type, const struct gemm_args *a)
             for (int64_t c = 0; c < cn; c++)
                 for (int64_t j = 0; j < nblk; j++)
                     act_info_fill(type, a->x + (size_t)(c0 + c) * a->x_stride + (size_t)(j0 + j) * xbs,
-                                  &ai.corr[c][j], &ai.d[c][j], &ai.s[c][j]);
+                                  &ai.corr[c][j], &ai.d[c][j]);
 #define RUN_SEG(strided, pr, base, out)                                                      \
     do {                                                                                    \
         if (strided)                                                                        \
@@ -727,6 +686,218 @@ ALWAYS_INLINE void gemm_panels(int type, const struct gemm_args *a)
 
 static void gemm_q4_0_avx512(const struct gemm_args *a) { gemm_panels(PG_TYPE_Q4_0, a); }
 static void gemm_q5_0_avx512(const struct gemm_args *a) { gemm_panels(PG_TYPE_Q5_0, a); }
+
+/* ---- q4_1 and q5_1: the scalar kernels' order ----
+ * These two keep each block's dot as eight sums of four products, each with
+ * its own float chain, acc_l = fma(d_w * d_x, (float)lane_l, acc_l); the
+ * lanes are added ((0+4)+(2+6))+((1+5)+(3+7)) at the end and the chain of
+ * minimum terms last, as in gemm_scalar.c. One float step per block, as the
+ * panels above take, lands these types' logits up to twice as far from the
+ * reference's.
+ *
+ * Batched, a panel's vector t already is lane t of its sixteen rows: a
+ * vpdpbusd from zero gives those sums, and one multiply makes the sixteen
+ * rows' scale products for all eight lanes. An activation row keeps its
+ * nine chains (eight lanes, minimums) in registers through a segment, and
+ * in a carry buffer from one segment to the next. Where vpdpbusd and float
+ * multiply-adds share a pipe, the eight multiply-adds per eight vpdpbusd
+ * hold this to half the int8 peak. */
+
+#define LP_CHAINS 9
+#define LP_ACT 2 /* activation rows side by side: their chains fill the registers */
+
+ALWAYS_INLINE __m512 f16_bcast(const uint8_t *p)
+{
+    return _mm512_cvtph_ps(_mm256_set1_epi16((short)load_u16(p)));
+}
+
+/* ((0+4)+(2+6))+((1+5)+(3+7)), then the minimums. */
+ALWAYS_INLINE __m512 lane_sums_finish(const __m512 *acc)
+{
+    const __m512 e = _mm512_add_ps(_mm512_add_ps(acc[0], acc[4]), _mm512_add_ps(acc[2], acc[6]));
+    const __m512 o = _mm512_add_ps(_mm512_add_ps(acc[1], acc[5]), _mm512_add_ps(acc[3], acc[7]));
+    return _mm512_add_ps(_mm512_add_ps(e, o), acc[8]);
+}
+
+ALWAYS_INLINE void lp_group(int C, const struct gemm_args *a, int64_t c0, int64_t base,
+                            __mmask16 rows_out, const struct panel_block *pb, int64_t j0,
+                            int64_t nblk, int first, int last, __m512 (*carry)[LP_CHAINS])
+{
+    __m512 acc[LP_ACT][LP_CHAINS];
+    const uint8_t *xr[LP_ACT];
+#pragma GCC unroll 2
+    for (int c = 0; c < C; c++) {
+        xr[c] = a->x + (size_t)(c0 + c) * a->x_stride + (size_t)j0 * sizeof(block_q8_1);
+#pragma GCC unroll 9
+        for (int l = 0; l < LP_CHAINS; l++)
+            acc[c][l] = first ? _mm512_setzero_ps() : carry[c0 + c][l];
+    }
+    for (int64_t j = 0; j < nblk; j++) {
+        const struct panel_block *p = pb + j;
+        __m512 dd[LP_ACT];
+#pragma GCC unroll 2
+        for (int c = 0; c < C; c++) {
+            const uint8_t *xb = xr[c] + (size_t)j * sizeof(block_q8_1);
+            dd[c] = _mm512_mul_ps(p->d, f16_bcast(xb));
+            acc[c][8] = _mm512_fmadd_ps(p->m, f16_bcast(xb + 2), acc[c][8]);
+        }
+#pragma GCC unroll 8
+        for (int t = 0; t < 8; t++) {
+            const __m512i q = p->q[t];
+#pragma GCC unroll 2
+            for (int c = 0; c < C; c++) {
+                const __m512i xv = _mm512_set1_epi32(
+                    (int)load_u32(xr[c] + (size_t)j * sizeof(block_q8_1) + 4 + 4 * t));
+                const __m512i s = _mm512_dpbusd_epi32(_mm512_setzero_si512(), q, xv);
+                acc[c][t] = _mm512_fmadd_ps(dd[c], _mm512_cvtepi32_ps(s), acc[c][t]);
+            }
+        }
+    }
+#pragma GCC unroll 2
+    for (int c = 0; c < C; c++) {
+        if (last) {
+            _mm512_mask_storeu_ps(a->y + (c0 + c) * a->y_stride + base, rows_out,
+                                  lane_sums_finish(acc[c]));
+        } else {
+#pragma GCC unroll 9
+            for (int l = 0; l < LP_CHAINS; l++)
+                carry[c0 + c][l] = acc[c][l];
+        }
+    }
+}
+
+ALWAYS_INLINE void lp_panel(int type, int strided, const struct gemm_args *a,
+                            const struct panel_rows *pr, int64_t base, __mmask16 rows_out,
+                            struct panel_block *pb, __m512 (*carry)[LP_CHAINS])
+{
+    const size_t wbs = w_block_size(type);
+    const int64_t nb = a->k / 32;
+    for (int64_t j0 = 0; j0 < nb; j0 += SEG_BLOCKS) {
+        const int64_t nblk = nb - j0 < SEG_BLOCKS ? nb - j0 : SEG_BLOCKS;
+        for (int64_t j = 0; j < nblk; j++) {
+            const size_t off = (size_t)(j0 + j) * wbs;
+            if (((off + wbs) ^ off) & 64)
+                prefetch_rows(pr, strided, off);
+            panel_unpack(type, pr, strided, off, &pb[j]);
+        }
+        const int first = j0 == 0, last = j0 + nblk >= nb;
+        int64_t c = 0;
+        for (; c + LP_ACT <= a->b; c += LP_ACT)
+            lp_group(LP_ACT, a, c, base, rows_out, pb, j0, nblk, first, last, carry);
+        if (c < a->b)
+            lp_group(1, a, c, base, rows_out, pb, j0, nblk, first, last, carry);
+    }
+}
+
+/* b = 1: four weight rows at a time, each read as a plain sequential stream
+ * (sixteen rows side by side, as the panels read them, stream at half the
+ * speed on one thread). A zmm holds the four rows' 16 code bytes, one row
+ * per 128-bit chunk: its low nibbles are lanes 0..3 of each row and its high
+ * nibbles lanes 4..7, against the activation block's first and second 16
+ * bytes in every chunk. */
+#define LR_ROWS 4
+
+ALWAYS_INLINE void lr_rows(int type, const struct gemm_args *a, int64_t base, int skip, int rows)
+{
+    const size_t wbs = w_block_size(type);
+    const size_t qs_off = type == PG_TYPE_Q5_1 ? 8 : 4;
+    const int64_t nb = a->k / 32;
+    const uint8_t *w[LR_ROWS];
+    for (int i = 0; i < LR_ROWS; i++) /* past the last row: the last row again, not stored */
+        w[i] = a->w + (size_t)(base + (i < rows ? i : rows - 1)) * a->w_stride;
+    const __m512i nib = _mm512_set1_epi8(0x0F);
+    const __m512i spread = _mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0);
+    /* low words of four dwords, then their high words */
+    const __m128i halves = _mm_setr_epi8(0, 1, 4, 5, 8, 9, 12, 13, 2, 3, 6, 7, 10, 11, 14, 15);
+    /* the next group's rows, a group ahead (past the last row this fetches
+     * unused lines, which never faults) */
+    const size_t pf = LR_ROWS * a->w_stride;
+    __m512 alo = _mm512_setzero_ps(), ahi = _mm512_setzero_ps();
+    __m128 mins = _mm_setzero_ps();
+    for (int64_t j = 0; j < nb; j++) {
+        const size_t off = (size_t)j * wbs;
+        if (((off + wbs) ^ off) & 64)
+            for (int i = 0; i < LR_ROWS; i++)
+                _mm_prefetch((const char *)((uintptr_t)w[i] + off + pf), _MM_HINT_T0);
+        const uint8_t *xb = a->x + (size_t)j * sizeof(block_q8_1);
+        const __m128i head = _mm_shuffle_epi8(
+            _mm_setr_epi32((int)load_u32(w[0] + off), (int)load_u32(w[1] + off),
+                           (int)load_u32(w[2] + off), (int)load_u32(w[3] + off)),
+            halves);
+        const __m128 dx = _mm_set1_ps(_cvtsh_ss(load_u16(xb)));
+        const __m128 sx = _mm_set1_ps(_cvtsh_ss(load_u16(xb + 2)));
+        mins = _mm_fmadd_ps(_mm_cvtph_ps(_mm_unpackhi_epi64(head, head)), sx, mins);
+        const __m512 dd = _mm512_permutexvar_ps(
+            spread, _mm512_castps128_ps512(_mm_mul_ps(_mm_cvtph_ps(head), dx)));
+        __m512i z = _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)(const void *)(w[0] + off + qs_off)));
+        z = _mm512_inserti32x4(z, _mm_loadu_si128((const __m128i *)(const void *)(w[1] + off + qs_off)), 1);
+        z = _mm512_inserti32x4(z, _mm_loadu_si128((const __m128i *)(const void *)(w[2] + off + qs_off)), 2);
+        z = _mm512_inserti32x4(z, _mm_loadu_si128((const __m128i *)(const void *)(w[3] + off + qs_off)), 3);
+        __m512i lo = _mm512_and_si512(z, nib);
+        __m512i hi = _mm512_and_si512(_mm512_srli_epi16(z, 4), nib);
+        if (type == PG_TYPE_Q5_1) {
+            /* bit e of a row's qh is element e's fifth bit: the low 16 bits
+             * go with the low nibbles, the high 16 with the high ones */
+            const __m128i qh = _mm_shuffle_epi8(
+                _mm_setr_epi32((int)load_u32(w[0] + off + 4), (int)load_u32(w[1] + off + 4),
+                               (int)load_u32(w[2] + off + 4), (int)load_u32(w[3] + off + 4)),
+                halves);
+            const __m512i five = _mm512_set1_epi8(0x10);
+            lo = _mm512_mask_add_epi8(lo, (__mmask64)_mm_cvtsi128_si64(qh), lo, five);
+            hi = _mm512_mask_add_epi8(hi, (__mmask64)_mm_extract_epi64(qh, 1), hi, five);
+        }
+        const __m512i xlo = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(const void *)(xb + 4)));
+        const __m512i xhi = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(const void *)(xb + 20)));
+        alo = _mm512_fmadd_ps(dd, _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(_mm512_setzero_si512(), lo, xlo)), alo);
+        ahi = _mm512_fmadd_ps(dd, _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(_mm512_setzero_si512(), hi, xhi)), ahi);
+    }
+    float l[16], h[16], m[4];
+    _mm512_storeu_ps(l, alo);
+    _mm512_storeu_ps(h, ahi);
+    _mm_storeu_ps(m, mins);
+    for (int i = skip; i < rows; i++) {
+        const float *p = l + 4 * i, *q = h + 4 * i; /* lanes 0..3, lanes 4..7 */
+        a->y[base + i] = (((p[0] + q[0]) + (p[2] + q[2])) + ((p[1] + q[1]) + (p[3] + q[3]))) + m[i];
+    }
+}
+
+ALWAYS_INLINE void gemm_lanes(int type, const struct gemm_args *a)
+{
+    if (a->b == 1) {
+        if (a->n < LR_ROWS) {
+            lr_rows(type, a, 0, 0, (int)a->n);
+            return;
+        }
+        /* the last group slides back to end at row n and stores its new rows */
+        for (int64_t r0 = 0; r0 < a->n; r0 += LR_ROWS) {
+            const int64_t base = r0 + LR_ROWS <= a->n ? r0 : a->n - LR_ROWS;
+            lr_rows(type, a, base, (int)(r0 - base), LR_ROWS);
+        }
+        return;
+    }
+    const int64_t nb = a->k / 32;
+    __m512(*carry)[LP_CHAINS] = NULL;
+    if (nb > SEG_BLOCKS) {
+        carry = thread_scratch((size_t)a->b * sizeof *carry);
+        if (!carry) { /* no memory for the carry: the scalar kernels need none */
+            kernels_for_isa(CPU_ISA_SCALAR)->gemm[type](a);
+            return;
+        }
+    }
+    struct panel_block pb[SEG_BLOCKS];
+#define RUN_LP(strided, pr, base, out)                                                       \
+    do {                                                                                    \
+        if (strided)                                                                        \
+            lp_panel(type, 1, a, pr, base, out, pb, carry);                                 \
+        else                                                                                \
+            lp_panel(type, 0, a, pr, base, out, pb, carry);                                 \
+    } while (0)
+    FOR_EACH_PANEL(type, a, RUN_LP);
+#undef RUN_LP
+}
+
+static void gemm_q4_1_avx512(const struct gemm_args *a) { gemm_lanes(PG_TYPE_Q4_1, a); }
+static void gemm_q5_1_avx512(const struct gemm_args *a) { gemm_lanes(PG_TYPE_Q5_1, a); }
 /* b = 1 for q8_0: one weight row after another, each a plain sequential
  * stream (sixteen rows read side by side, as the panels read them, stream
  * about a seventh slower on some CPUs). Each row takes the panels' float
@@ -747,8 +918,7 @@ static void gemm_q8_0_row1(const struct gemm_args *a)
     int32_t *corr = &ai.corr[0][0];
     float *dx = &ai.d[0][0];
     for (int64_t j = 0; j < nb; j++)
-        act_info_fill(PG_TYPE_Q8_0, a->x + (size_t)j * sizeof(block_q8_0), &corr[j], &dx[j],
-                      &(&ai.s[0][0])[j]);
+        act_info_fill(PG_TYPE_Q8_0, a->x + (size_t)j * sizeof(block_q8_0), &corr[j], &dx[j]);
     const block_q8_0 *x = (const block_q8_0 *)(const void *)a->x;
     const __m256i flip = _mm256_set1_epi8((char)0x80);
     for (int64_t r = 0; r < a->n; r++) {
@@ -1017,12 +1187,8 @@ void kernels_avx512_init(struct kernel_table *t)
         {PG_TYPE_F32, gemm_f32_avx512},   {PG_TYPE_F16, gemm_f16_avx512},
         {PG_TYPE_BF16, gemm_bf16_avx512}, {PG_TYPE_Q4_0, gemm_q4_0_avx512},
         {PG_TYPE_Q5_0, gemm_q5_0_avx512}, {PG_TYPE_Q8_0, gemm_q8_0_avx512},
+        {PG_TYPE_Q4_1, gemm_q4_1_avx512}, {PG_TYPE_Q5_1, gemm_q5_1_avx512},
     };
-    /* q4_1 and q5_1 keep the AVX2 kernels, which follow the scalar order of
-     * float steps exactly: one step per block over sixteen rows, as the
-     * panels here take, lands their logits up to 0.1 away from the
-     * reference's, where the exact order stays near 0.05. Both are rare
-     * legacy formats; their speed matters less than their agreement. */
     for (size_t i = 0; i < sizeof gemms / sizeof gemms[0]; i++) {
         t->gemm[gemms[i].type] = gemms[i].fn;
         t->isa[gemms[i].type] = "avx512";
