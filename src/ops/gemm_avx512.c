@@ -287,12 +287,13 @@ ALWAYS_INLINE void panel_group(int type, int C, const struct gemm_args *a, int64
         _mm512_mask_storeu_ps(a->y + (c0 + c) * a->y_stride + r0, out_rows, acc[c]);
 }
 
+/* Into L2, as rg_panel explains. */
 ALWAYS_INLINE void prefetch_rows_ahead(const struct panel_rows *pr, int strided, size_t off,
                                        size_t ahead)
 {
 #pragma GCC unroll 16
     for (int r = 0; r < PANEL_LANES; r++)
-        _mm_prefetch((const char *)((uintptr_t)row_at(pr, strided, r) + off + ahead), _MM_HINT_T0);
+        _mm_prefetch((const char *)((uintptr_t)row_at(pr, strided, r) + off + ahead), _MM_HINT_T1);
 }
 
 ALWAYS_INLINE void prefetch_rows(const struct panel_rows *pr, int strided, size_t off)
@@ -458,7 +459,7 @@ ALWAYS_INLINE void rg_group(int type, int strided, const struct panel_rows *pr, 
                 const uint8_t *w = row_at(pr, strided, 4 * q + 2 * p + i) + off;
 #pragma GCC unroll 3
                 for (size_t l = 0; l < (RG_BLOCKS * w_block_size(type) + 63) / 64; l++)
-                    _mm_prefetch((const char *)((uintptr_t)w + pf + 64 * l), _MM_HINT_T0);
+                    _mm_prefetch((const char *)((uintptr_t)w + pf + 64 * l), _MM_HINT_T1);
                 __m512i lo, hi;
                 rg_row(type, w, ix, &lo, &hi, &head[i]);
                 sum[i] = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(init, lo, xlo), hi, xhi);
@@ -510,7 +511,9 @@ ALWAYS_INLINE void rg_panel(int type, int strided, const struct gemm_args *a,
     /* Each row of a panel is a short stream that the hardware prefetchers
      * pick up late, 16 of them at once: the group's lines of the next
      * panel's rows are fetched instead, a whole panel ahead (past the last
-     * panel it fetches unused lines, which never faults). */
+     * panel it fetches unused lines, which never faults). They go to L2, not
+     * L1: sixteen rows' worth of fetches to L1 hold its few miss buffers,
+     * and one thread then streams half as fast. */
     const size_t pf = strided ? PANEL_LANES * pr->s : RG_PREFETCH;
     for (int64_t g = 0; g < ng; g++)
         rg_group(type, strided, pr, (size_t)((g0 + g) * RG_BLOCKS) * wbs, pf, xa, g, ix, &acc);
@@ -810,7 +813,7 @@ ALWAYS_INLINE void lr_rows(int type, const struct gemm_args *a, int64_t base, in
     /* low words of four dwords, then their high words */
     const __m128i halves = _mm_setr_epi8(0, 1, 4, 5, 8, 9, 12, 13, 2, 3, 6, 7, 10, 11, 14, 15);
     /* the next group's rows, a group ahead (past the last row this fetches
-     * unused lines, which never faults) */
+     * unused lines, which never faults), into L2 as rg_panel does */
     const size_t pf = LR_ROWS * a->w_stride;
     __m512 alo = _mm512_setzero_ps(), ahi = _mm512_setzero_ps();
     __m128 mins = _mm_setzero_ps();
@@ -818,7 +821,7 @@ ALWAYS_INLINE void lr_rows(int type, const struct gemm_args *a, int64_t base, in
         const size_t off = (size_t)j * wbs;
         if (((off + wbs) ^ off) & 64)
             for (int i = 0; i < LR_ROWS; i++)
-                _mm_prefetch((const char *)((uintptr_t)w[i] + off + pf), _MM_HINT_T0);
+                _mm_prefetch((const char *)((uintptr_t)w[i] + off + pf), _MM_HINT_T1);
         const uint8_t *xb = a->x + (size_t)j * sizeof(block_q8_1);
         const __m128i head = _mm_shuffle_epi8(
             _mm_setr_epi32((int)load_u32(w[0] + off), (int)load_u32(w[1] + off),
