@@ -268,8 +268,9 @@ ALWAYS_INLINE void panel_pass(int type, int C, const struct panel_block *pb, int
 }
 
 ALWAYS_INLINE void panel_group(int type, int C, const struct gemm_args *a, int64_t r0,
-                               __mmask16 out_rows, int64_t c0, const struct act_info *ai,
-                               int64_t ci, const struct panel_block *pb, int64_t j0, int64_t nblk)
+                               __mmask16 out_rows, int64_t c0, const int32_t (*corr)[SEG_BLOCKS],
+                               const float (*dx)[SEG_BLOCKS], const struct panel_block *pb,
+                               int64_t j0, int64_t nblk)
 {
     const size_t xbs = sizeof(block_q8_0);
     const uint8_t *xr[ACT_GROUP];
@@ -281,7 +282,7 @@ ALWAYS_INLINE void panel_group(int type, int C, const struct gemm_args *a, int64
         acc[c] = j0 == 0 ? _mm512_setzero_ps()
                          : _mm512_maskz_loadu_ps(out_rows, a->y + (c0 + c) * a->y_stride + r0);
     }
-    panel_pass(type, C, pb, nblk, xr, ai->corr + ci, ai->d + ci, acc);
+    panel_pass(type, C, pb, nblk, xr, corr + c0, dx + c0, acc);
 #pragma GCC unroll 8
     for (int c = 0; c < C; c++)
         _mm512_mask_storeu_ps(a->y + (c0 + c) * a->y_stride + r0, out_rows, acc[c]);
@@ -559,11 +560,14 @@ ALWAYS_INLINE void panel_run_one(int type, int strided, const struct gemm_args *
     _mm512_mask_storeu_ps(a->y + base, rows_out, acc);
 }
 
-/* One segment of one panel against activation rows c0..c0+cn-1. */
+/* One segment of one panel against all activation rows (corr/dx: their
+ * block info for the segment). The panel is unpacked once per segment
+ * however many rows the call has, so the driver hands these kernels all of
+ * them at once (kernel_table.act_tile). */
 ALWAYS_INLINE void panel_run_seg(int type, int strided, const struct gemm_args *a,
                                  const struct panel_rows *pr, int64_t base, __mmask16 rows_out,
-                                 int64_t j0, int64_t nblk, int64_t c0, int64_t cn,
-                                 const struct act_info *ai, struct panel_block *pb)
+                                 int64_t j0, int64_t nblk, const int32_t (*corr)[SEG_BLOCKS],
+                                 const float (*dx)[SEG_BLOCKS], struct panel_block *pb)
 {
     const size_t wbs = w_block_size(type);
     for (int64_t j = 0; j < nblk; j++) {
@@ -572,19 +576,20 @@ ALWAYS_INLINE void panel_run_seg(int type, int strided, const struct gemm_args *
             prefetch_rows(pr, strided, off);
         panel_unpack(type, pr, strided, off, &pb[j]);
     }
+    const int64_t cn = a->b;
     int64_t c = 0;
     for (; c + ACT_GROUP <= cn; c += ACT_GROUP)
-        panel_group(type, ACT_GROUP, a, base, rows_out, c0 + c, ai, c, pb, j0, nblk);
+        panel_group(type, ACT_GROUP, a, base, rows_out, c, corr, dx, pb, j0, nblk);
     if (cn - c >= 4) {
-        panel_group(type, 4, a, base, rows_out, c0 + c, ai, c, pb, j0, nblk);
+        panel_group(type, 4, a, base, rows_out, c, corr, dx, pb, j0, nblk);
         c += 4;
     }
     if (cn - c >= 2) {
-        panel_group(type, 2, a, base, rows_out, c0 + c, ai, c, pb, j0, nblk);
+        panel_group(type, 2, a, base, rows_out, c, corr, dx, pb, j0, nblk);
         c += 2;
     }
     if (cn - c >= 1)
-        panel_group(type, 1, a, base, rows_out, c0 + c, ai, c, pb, j0, nblk);
+        panel_group(type, 1, a, base, rows_out, c, corr, dx, pb, j0, nblk);
 }
 
 /* Walks the panels: evenly spaced ones while n allows (the last one slides
@@ -665,25 +670,32 @@ ALWAYS_INLINE void gemm_panels(int type, const struct gemm_args *a)
     }
     const size_t xbs = sizeof(block_q8_0);
     const int64_t nb = a->k / 32;
+    /* The block info of every activation row for one segment. */
+    const size_t info = (size_t)a->b * SEG_BLOCKS;
+    int32_t(*corr)[SEG_BLOCKS] = thread_scratch(info * (sizeof(int32_t) + sizeof(float)));
+    if (!corr) { /* no memory for it: the scalar kernels need none */
+        kernels_for_isa(CPU_ISA_SCALAR)->gemm[type](a);
+        return;
+    }
+    float(*dx)[SEG_BLOCKS] = (float(*)[SEG_BLOCKS])(void *)(corr + a->b);
     struct panel_block pb[SEG_BLOCKS];
     for (int64_t j0 = 0; j0 < nb; j0 += SEG_BLOCKS) {
         const int64_t nblk = nb - j0 < SEG_BLOCKS ? nb - j0 : SEG_BLOCKS;
-        for (int64_t c0 = 0; c0 < a->b; c0 += ACT_CHUNK) {
-            const int64_t cn = a->b - c0 < ACT_CHUNK ? a->b - c0 : ACT_CHUNK;
-            for (int64_t c = 0; c < cn; c++)
-                for (int64_t j = 0; j < nblk; j++)
-                    act_info_fill(type, a->x + (size_t)(c0 + c) * a->x_stride + (size_t)(j0 + j) * xbs,
-                                  &ai.corr[c][j], &ai.d[c][j]);
+        for (int64_t c = 0; c < a->b; c++)
+            for (int64_t j = 0; j < nblk; j++)
+                act_info_fill(type, a->x + (size_t)c * a->x_stride + (size_t)(j0 + j) * xbs,
+                              &corr[c][j], &dx[c][j]);
 #define RUN_SEG(strided, pr, base, out)                                                      \
     do {                                                                                    \
         if (strided)                                                                        \
-            panel_run_seg(type, 1, a, pr, base, out, j0, nblk, c0, cn, &ai, pb);            \
+            panel_run_seg(type, 1, a, pr, base, out, j0, nblk, (const int32_t(*)[SEG_BLOCKS])corr, \
+                          (const float(*)[SEG_BLOCKS])dx, pb);                              \
         else                                                                                \
-            panel_run_seg(type, 0, a, pr, base, out, j0, nblk, c0, cn, &ai, pb);            \
+            panel_run_seg(type, 0, a, pr, base, out, j0, nblk, (const int32_t(*)[SEG_BLOCKS])corr, \
+                          (const float(*)[SEG_BLOCKS])dx, pb);                              \
     } while (0)
-            FOR_EACH_PANEL(type, a, RUN_SEG);
+        FOR_EACH_PANEL(type, a, RUN_SEG);
 #undef RUN_SEG
-        }
     }
 }
 
@@ -1196,6 +1208,12 @@ void kernels_avx512_init(struct kernel_table *t)
         t->gemm[gemms[i].type] = gemms[i].fn;
         t->isa[gemms[i].type] = "avx512";
     }
+    /* The block types unpack each panel once per call: they take all the
+     * activation rows at once (see panel_run_seg). */
+    static const enum pg_type blocky[] = {PG_TYPE_Q4_0, PG_TYPE_Q4_1, PG_TYPE_Q5_0, PG_TYPE_Q5_1,
+                                          PG_TYPE_Q8_0};
+    for (size_t i = 0; i < sizeof blocky / sizeof blocky[0]; i++)
+        t->act_tile[blocky[i]] = (size_t)8 << 20;
     t->act_quant[PG_TYPE_F16] = quantize_row_f16_avx512;
     t->act_quant[PG_TYPE_BF16] = quantize_row_bf16_avx512;
     t->act_quant[PG_TYPE_Q8_0] = quantize_row_q8_0_avx512;
