@@ -58,7 +58,6 @@ ALWAYS_INLINE uint32_t load_u32(const uint8_t *p)
 #define PANEL_LANES 16
 #define SEG_BLOCKS 32 /* blocks unpacked at a time (a 20 KB buffer) */
 #define ACT_GROUP 8   /* activation rows per pass over a segment */
-#define ACT_CHUNK 64  /* activation rows whose block info is prepared at once */
 #define MM_PREFETCH_AHEAD 512 /* bytes ahead in each weight row */
 
 struct panel_block {
@@ -202,14 +201,6 @@ ALWAYS_INLINE void panel_unpack(int type, const struct panel_rows *pr, int strid
     }
 }
 
-/* What the float step needs of each q8_0 activation block, computed once
- * per block and shared by every panel: offset * (sum of its bytes) and its
- * scale. */
-struct act_info {
-    int32_t corr[ACT_CHUNK][SEG_BLOCKS];
-    float d[ACT_CHUNK][SEG_BLOCKS];
-};
-
 ALWAYS_INLINE int32_t sum_bytes32(const uint8_t *p)
 {
     /* sad against zero sums unsigned bytes: flip signs to x + 128 first. */
@@ -220,15 +211,31 @@ ALWAYS_INLINE int32_t sum_bytes32(const uint8_t *p)
     return (int32_t)(_mm_cvtsi128_si64(h) + _mm_extract_epi64(h, 1)) - 32 * 128;
 }
 
+/* What the float step needs of a q8_0 activation block, computed once per
+ * block and shared by every panel: offset * (sum of its bytes) and its
+ * scale. */
 ALWAYS_INLINE void act_info_fill(int type, const uint8_t *xb, int32_t *corr, float *d)
 {
     *corr = sum_bytes32(xb + 2) * (1 << offset_shift(type));
     *d = _cvtsh_ss(load_u16(xb));
 }
 
+/* That of one activation row's nb blocks, in a flat run in the thread's
+ * scratch buffer (*d after corr); NULL when out of memory. */
+static int32_t *row_info(int type, const uint8_t *x, int64_t nb, float **d)
+{
+    int32_t *corr = thread_scratch((size_t)nb * (sizeof(int32_t) + sizeof(float)));
+    if (!corr)
+        return NULL;
+    *d = (float *)(void *)(corr + nb);
+    for (int64_t j = 0; j < nb; j++)
+        act_info_fill(type, x + (size_t)j * sizeof(block_q8_0), &corr[j], &(*d)[j]);
+    return corr;
+}
+
 /* C activation rows against nblk blocks of a panel; acc holds each
  * activation row's running per-row sums, corr/dx its prepared block
- * info (struct act_info rows). The activation rows go through the 8
+ * info (act_info_fill). The activation rows go through the 8
  * vpdpbusd steps side by side, so their chains overlap. */
 ALWAYS_INLINE void panel_pass(int type, int C, const struct panel_block *pb, int64_t nblk,
                               const uint8_t *const *xr, const int32_t (*corr)[SEG_BLOCKS],
@@ -534,7 +541,7 @@ ALWAYS_INLINE void rg_panel(int type, int strided, const struct gemm_args *a,
  * and used at once (the same arithmetic as the batched path). */
 ALWAYS_INLINE void panel_run_one(int type, int strided, const struct gemm_args *a,
                                  const struct panel_rows *pr, int64_t base, __mmask16 rows_out,
-                                 const struct act_info *ai)
+                                 const int32_t *row_corr, const float *row_d)
 {
     const size_t wbs = w_block_size(type);
     const size_t xbs = sizeof(block_q8_0);
@@ -547,14 +554,8 @@ ALWAYS_INLINE void panel_run_one(int type, int strided, const struct gemm_args *
         struct panel_block blk;
         panel_unpack(type, pr, strided, off, &blk);
         const uint8_t *xb = a->x + (size_t)j * xbs;
-        int32_t corr[1][SEG_BLOCKS];
-        float dx[1][SEG_BLOCKS];
-        if (ai) { /* prepared for the whole row, blocks in a flat run */
-            corr[0][0] = (&ai->corr[0][0])[j];
-            dx[0][0] = (&ai->d[0][0])[j];
-        } else {
-            act_info_fill(type, xb, &corr[0][0], &dx[0][0]);
-        }
+        const int32_t corr[1][SEG_BLOCKS] = {{row_corr[j]}};
+        const float dx[1][SEG_BLOCKS] = {{row_d[j]}};
         panel_pass(type, 1, &blk, 1, &xb, corr, dx, &acc);
     }
     _mm512_mask_storeu_ps(a->y + base, rows_out, acc);
@@ -644,25 +645,24 @@ ALWAYS_INLINE void gemm_row_groups(int type, const struct gemm_args *a)
 
 ALWAYS_INLINE void gemm_panels(int type, const struct gemm_args *a)
 {
-    struct act_info ai;
     if (a->b == 1 && row_group_type(type)) {
         gemm_row_groups(type, a);
         return;
     }
     if (a->b == 1) {
-        /* The row's block info once for all panels, when it fits. */
-        const int64_t nb1 = a->k / 32;
-        const int fits = nb1 <= ACT_CHUNK * SEG_BLOCKS;
-        for (int64_t j = 0; fits && j < nb1; j++)
-            act_info_fill(type, a->x + (size_t)j * sizeof(block_q8_0), &(&ai.corr[0][0])[j],
-                          &(&ai.d[0][0])[j]);
-        const struct act_info *aip = fits ? &ai : NULL;
+        /* The row's block info once for all panels. */
+        float *rd;
+        const int32_t *rc = row_info(type, a->x, a->k / 32, &rd);
+        if (!rc) { /* no memory for it: the scalar kernels need none */
+            kernels_for_isa(CPU_ISA_SCALAR)->gemm[type](a);
+            return;
+        }
 #define RUN_ONE(strided, pr, base, out)                                                      \
     do {                                                                                    \
         if (strided)                                                                        \
-            panel_run_one(type, 1, a, pr, base, out, aip);                                  \
+            panel_run_one(type, 1, a, pr, base, out, rc, rd);                               \
         else                                                                                \
-            panel_run_one(type, 0, a, pr, base, out, aip);                                  \
+            panel_run_one(type, 0, a, pr, base, out, rc, rd);                               \
     } while (0)
         FOR_EACH_PANEL(type, a, RUN_ONE);
 #undef RUN_ONE
@@ -678,6 +678,8 @@ ALWAYS_INLINE void gemm_panels(int type, const struct gemm_args *a)
         return;
     }
     float(*dx)[SEG_BLOCKS] = (float(*)[SEG_BLOCKS])(void *)(corr + a->b);
+    const int32_t(*ccorr)[SEG_BLOCKS] = (const int32_t(*)[SEG_BLOCKS])corr;
+    const float(*cdx)[SEG_BLOCKS] = (const float(*)[SEG_BLOCKS])dx;
     struct panel_block pb[SEG_BLOCKS];
     for (int64_t j0 = 0; j0 < nb; j0 += SEG_BLOCKS) {
         const int64_t nblk = nb - j0 < SEG_BLOCKS ? nb - j0 : SEG_BLOCKS;
@@ -688,11 +690,9 @@ ALWAYS_INLINE void gemm_panels(int type, const struct gemm_args *a)
 #define RUN_SEG(strided, pr, base, out)                                                      \
     do {                                                                                    \
         if (strided)                                                                        \
-            panel_run_seg(type, 1, a, pr, base, out, j0, nblk, (const int32_t(*)[SEG_BLOCKS])corr, \
-                          (const float(*)[SEG_BLOCKS])dx, pb);                              \
+            panel_run_seg(type, 1, a, pr, base, out, j0, nblk, ccorr, cdx, pb);             \
         else                                                                                \
-            panel_run_seg(type, 0, a, pr, base, out, j0, nblk, (const int32_t(*)[SEG_BLOCKS])corr, \
-                          (const float(*)[SEG_BLOCKS])dx, pb);                              \
+            panel_run_seg(type, 0, a, pr, base, out, j0, nblk, ccorr, cdx, pb);             \
     } while (0)
         FOR_EACH_PANEL(type, a, RUN_SEG);
 #undef RUN_SEG
@@ -812,7 +812,8 @@ ALWAYS_INLINE void lp_panel(int type, int strided, const struct gemm_args *a,
  * bytes in every chunk. */
 #define LR_ROWS 4
 
-ALWAYS_INLINE void lr_rows(int type, const struct gemm_args *a, int64_t base, int skip, int rows)
+ALWAYS_INLINE void lr_rows(int type, const struct gemm_args *a, const float *ds, int64_t base,
+                           int skip, int rows)
 {
     const size_t wbs = w_block_size(type);
     const size_t qs_off = type == PG_TYPE_Q5_1 ? 8 : 4;
@@ -839,8 +840,8 @@ ALWAYS_INLINE void lr_rows(int type, const struct gemm_args *a, int64_t base, in
             _mm_setr_epi32((int)load_u32(w[0] + off), (int)load_u32(w[1] + off),
                            (int)load_u32(w[2] + off), (int)load_u32(w[3] + off)),
             halves);
-        const __m128 dx = _mm_set1_ps(_cvtsh_ss(load_u16(xb)));
-        const __m128 sx = _mm_set1_ps(_cvtsh_ss(load_u16(xb + 2)));
+        const __m128 dx = _mm_set1_ps(ds[2 * j]);
+        const __m128 sx = _mm_set1_ps(ds[2 * j + 1]);
         mins = _mm_fmadd_ps(_mm_cvtph_ps(_mm_unpackhi_epi64(head, head)), sx, mins);
         const __m512 dd = _mm512_permutexvar_ps(
             spread, _mm512_castps128_ps512(_mm_mul_ps(_mm_cvtph_ps(head), dx)));
@@ -879,14 +880,26 @@ ALWAYS_INLINE void lr_rows(int type, const struct gemm_args *a, int64_t base, in
 ALWAYS_INLINE void gemm_lanes(int type, const struct gemm_args *a)
 {
     if (a->b == 1) {
+        /* the activation blocks' d and s as floats, once for all rows */
+        const int64_t nb1 = a->k / 32;
+        float *ds = thread_scratch((size_t)nb1 * 2 * sizeof(float));
+        if (!ds) {
+            kernels_for_isa(CPU_ISA_SCALAR)->gemm[type](a);
+            return;
+        }
+        for (int64_t j = 0; j < nb1; j++) {
+            const uint8_t *xb = a->x + (size_t)j * sizeof(block_q8_1);
+            ds[2 * j] = _cvtsh_ss(load_u16(xb));
+            ds[2 * j + 1] = _cvtsh_ss(load_u16(xb + 2));
+        }
         if (a->n < LR_ROWS) {
-            lr_rows(type, a, 0, 0, (int)a->n);
+            lr_rows(type, a, ds, 0, 0, (int)a->n);
             return;
         }
         /* the last group slides back to end at row n and stores its new rows */
         for (int64_t r0 = 0; r0 < a->n; r0 += LR_ROWS) {
             const int64_t base = r0 + LR_ROWS <= a->n ? r0 : a->n - LR_ROWS;
-            lr_rows(type, a, base, (int)(r0 - base), LR_ROWS);
+            lr_rows(type, a, ds, base, (int)(r0 - base), LR_ROWS);
         }
         return;
     }
@@ -924,16 +937,13 @@ static void gemm_q5_1_avx512(const struct gemm_args *a) { gemm_lanes(PG_TYPE_Q5_
 static void gemm_q8_0_row1(const struct gemm_args *a)
 {
     const int64_t nb = a->k / 32;
-    if (nb > ACT_CHUNK * SEG_BLOCKS) { /* longer than the block info holds */
-        gemm_panels(PG_TYPE_Q8_0, a);
+    /* The row's block info, as the panels prepare it. */
+    float *dx;
+    const int32_t *corr = row_info(PG_TYPE_Q8_0, a->x, nb, &dx);
+    if (!corr) { /* no memory for it: the scalar kernels need none */
+        kernels_for_isa(CPU_ISA_SCALAR)->gemm[PG_TYPE_Q8_0](a);
         return;
     }
-    /* The row's block info, as the panels prepare it, in a flat run. */
-    struct act_info ai;
-    int32_t *corr = &ai.corr[0][0];
-    float *dx = &ai.d[0][0];
-    for (int64_t j = 0; j < nb; j++)
-        act_info_fill(PG_TYPE_Q8_0, a->x + (size_t)j * sizeof(block_q8_0), &corr[j], &dx[j]);
     const block_q8_0 *x = (const block_q8_0 *)(const void *)a->x;
     const __m256i flip = _mm256_set1_epi8((char)0x80);
     for (int64_t r = 0; r < a->n; r++) {
@@ -1213,7 +1223,7 @@ void kernels_avx512_init(struct kernel_table *t)
     static const enum pg_type blocky[] = {PG_TYPE_Q4_0, PG_TYPE_Q4_1, PG_TYPE_Q5_0, PG_TYPE_Q5_1,
                                           PG_TYPE_Q8_0};
     for (size_t i = 0; i < sizeof blocky / sizeof blocky[0]; i++)
-        t->act_tile[blocky[i]] = (size_t)8 << 20;
+        t->act_tile[blocky[i]] = ACT_TILE_ALL;
     t->act_quant[PG_TYPE_F16] = quantize_row_f16_avx512;
     t->act_quant[PG_TYPE_BF16] = quantize_row_bf16_avx512;
     t->act_quant[PG_TYPE_Q8_0] = quantize_row_q8_0_avx512;

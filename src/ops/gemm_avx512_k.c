@@ -729,11 +729,10 @@ void kernels_avx512_k_init(struct kernel_table *t)
     t->gemm[PG_TYPE_Q5_K] = gemm_q5_K_avx512;
     t->gemm[PG_TYPE_Q6_K] = gemm_q6_K_avx512;
     /* kt_gemm keeps its sweeps in L2 by itself: given all the activation
-     * rows at once it unpacks each weight row once (8 MiB is 512 rows of
-     * k = 14336; beyond that the driver splits). */
+     * rows at once it unpacks each weight row once. */
     for (int type = PG_TYPE_Q2_K; type <= PG_TYPE_Q6_K; type++) {
         t->isa[type] = "avx512";
-        t->act_tile[type] = (size_t)8 << 20;
+        t->act_tile[type] = ACT_TILE_ALL;
     }
     t->act_quant[PG_TYPE_Q8_K] = quantize_row_q8_K_avx512;
 }

@@ -45,6 +45,10 @@ struct kernel_table {
     size_t act_tile[PG_TYPE_COUNT];
 };
 
+/* The act_tile of kernels that want every activation row of a matmul in one
+ * call: 512 rows of k = 14336 in q8_K; the driver splits only beyond that. */
+#define ACT_TILE_ALL ((size_t)8 << 20)
+
 void kernels_scalar_init(struct kernel_table *t);   /* float and q4_0..q8_0 types */
 void kernels_scalar_k_init(struct kernel_table *t); /* q2_K..q6_K */
 #if defined(PAGODA_HAVE_X86)
