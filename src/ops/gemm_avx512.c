@@ -595,7 +595,8 @@ ALWAYS_INLINE void panel_run_seg(int type, int strided, const struct gemm_args *
 
 /* Walks the panels: evenly spaced ones while n allows (the last one slides
  * back to end at row n and stores only its new rows; a lane computes the
- * same way wherever it sits), else one panel with per-lane pointers. */
+ * same way wherever it sits), else one panel with per-lane pointers. CALL
+ * gets strided as a constant 1 or 0, so each way compiles on its own. */
 #define FOR_EACH_PANEL(type, a, CALL)                                                        \
     do {                                                                                    \
         struct panel_rows pr_;                                                              \
@@ -631,12 +632,7 @@ ALWAYS_INLINE void gemm_row_groups(int type, const struct gemm_args *a)
         const int last = g0 + ng >= ngt;
         rg_act_fill(type, a->x, g0, ng, &xa);
 #define RUN_RG(strided, pr, base, out)                                                       \
-    do {                                                                                    \
-        if (strided)                                                                        \
-            rg_panel(type, 1, a, pr, base, out, g0, ng, last, &xa, &ix);                    \
-        else                                                                                \
-            rg_panel(type, 0, a, pr, base, out, g0, ng, last, &xa, &ix);                    \
-    } while (0)
+    rg_panel(type, strided, a, pr, base, out, g0, ng, last, &xa, &ix)
         FOR_EACH_PANEL(type, a, RUN_RG);
 #undef RUN_RG
         g0 += ng;
@@ -657,13 +653,7 @@ ALWAYS_INLINE void gemm_panels(int type, const struct gemm_args *a)
             kernels_for_isa(CPU_ISA_SCALAR)->gemm[type](a);
             return;
         }
-#define RUN_ONE(strided, pr, base, out)                                                      \
-    do {                                                                                    \
-        if (strided)                                                                        \
-            panel_run_one(type, 1, a, pr, base, out, rc, rd);                               \
-        else                                                                                \
-            panel_run_one(type, 0, a, pr, base, out, rc, rd);                               \
-    } while (0)
+#define RUN_ONE(strided, pr, base, out) panel_run_one(type, strided, a, pr, base, out, rc, rd)
         FOR_EACH_PANEL(type, a, RUN_ONE);
 #undef RUN_ONE
         return;
@@ -688,12 +678,7 @@ ALWAYS_INLINE void gemm_panels(int type, const struct gemm_args *a)
                 act_info_fill(type, a->x + (size_t)c * a->x_stride + (size_t)(j0 + j) * xbs,
                               &corr[c][j], &dx[c][j]);
 #define RUN_SEG(strided, pr, base, out)                                                      \
-    do {                                                                                    \
-        if (strided)                                                                        \
-            panel_run_seg(type, 1, a, pr, base, out, j0, nblk, ccorr, cdx, pb);             \
-        else                                                                                \
-            panel_run_seg(type, 0, a, pr, base, out, j0, nblk, ccorr, cdx, pb);             \
-    } while (0)
+    panel_run_seg(type, strided, a, pr, base, out, j0, nblk, ccorr, cdx, pb)
         FOR_EACH_PANEL(type, a, RUN_SEG);
 #undef RUN_SEG
     }
@@ -913,13 +898,7 @@ ALWAYS_INLINE void gemm_lanes(int type, const struct gemm_args *a)
         }
     }
     struct panel_block pb[SEG_BLOCKS];
-#define RUN_LP(strided, pr, base, out)                                                       \
-    do {                                                                                    \
-        if (strided)                                                                        \
-            lp_panel(type, 1, a, pr, base, out, pb, carry);                                 \
-        else                                                                                \
-            lp_panel(type, 0, a, pr, base, out, pb, carry);                                 \
-    } while (0)
+#define RUN_LP(strided, pr, base, out) lp_panel(type, strided, a, pr, base, out, pb, carry)
     FOR_EACH_PANEL(type, a, RUN_LP);
 #undef RUN_LP
 }
