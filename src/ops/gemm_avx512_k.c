@@ -9,10 +9,10 @@
  * integers are formed is free, and each path picks what runs fastest:
  *
  * - Few activation rows (kq_row): a weight block is unpacked one vector at
- *   a time and used at once against up to KQ_C rows. q2_K / q3_K take
- *   gemm_avx2_k.c's method on 64 values (vpmaddubsw, the code offset taken
- *   back in the 16-bit sums, vpmaddwd with the scales); q6_K puts two
- *   vectors' dots in one lane (see kq_paired).
+ *   a time and used at once against up to KQ_C rows. q2_K takes
+ *   gemm_avx2_k.c's method on 64 values (vpmaddubsw, then vpmaddwd with the
+ *   scales); q3_K and q6_K put two vectors' dots in one lane (see
+ *   kq_paired).
  * - q4_K / q5_K with up to seven rows (kq_row45): the same, two blocks a
  *   step, so that the work on scales and d is shared.
  * - More rows (kt_gemm; from four, eight for q3_K..q5_K): weight rows
@@ -99,24 +99,25 @@ ALWAYS_INLINE __m512i kq_codes(int type, const struct kq_blk *k, int u)
     }
 }
 
-/* q6_K rows take their 64-value vectors in pairs: the dots of the first
- * vector's lanes go to the upper 16 bits of a 32-bit lane, the second's to
- * the lower (every four-value dot fits 16 bits), and one vpdpwssd applies
- * both group scales. Three multiplies per 128 values instead of four; see
- * the tiles below for why that counts. A pair is what one 64-byte load of
- * codes gives: its low nibbles are values 0..63, its high nibbles 64..127.
- * (q4_K / q5_K do the same in kq_row45.) */
-ALWAYS_INLINE int kq_paired(int type) { return type == PG_TYPE_Q6_K; }
+/* q3_K and q6_K rows take their 64-value vectors in pairs: the dots of the
+ * first vector's lanes go to the upper 16 bits of a 32-bit lane, the
+ * second's to the lower (every four-value dot fits 16 bits), and one
+ * vpdpwssd applies both group scales. Three multiplies per 128 values
+ * instead of four; see the tiles below for why that counts. The dots start
+ * from the code offset's share (kq_xp.v), so they are the exact dots of the
+ * signed values. Pair p is values 128p..128p+127, two vectors in value
+ * order. (q4_K / q5_K do the same in kq_row45.) */
+ALWAYS_INLINE int kq_paired(int type) { return type == PG_TYPE_Q3_K || type == PG_TYPE_Q6_K; }
 
 /* What kq_row needs of an activation block beyond its d, worked out once per
- * call rather than once per weight row. v: q3_K, the code offset's share of
- * each 16-bit pair sum; q6_K, its share of each lane's dot; q4_K / q5_K, the
- * codes in the order their rows read them. a: q6_K's codes. gs: the 32-value
- * group sums (q4_K, q5_K). */
+ * call rather than once per weight row. v: q3_K / q6_K, the code offset's
+ * share of each lane's dot; q4_K / q5_K, the codes in the order their rows
+ * read them. a: q3_K's / q6_K's codes. gs: the 32-value group sums (q4_K,
+ * q5_K). */
 struct kq_xp {
     __m512i v[4];
-    __m512i a[4]; /* q6_K: the codes, aligned (a q8_K block's are not; from
-                   * the block itself q6_K rows ran 6% slower) */
+    __m512i a[4]; /* q3_K / q6_K: the codes, aligned (a q8_K block's are not;
+                   * from the block itself q6_K rows ran 6% slower) */
     __m128i gs;
     float dn[2]; /* q4_K / q5_K: d and -d */
 };
@@ -126,9 +127,7 @@ ALWAYS_INLINE void kq_xp_fill(int type, const block_q8_K *x, struct kq_xp *o)
     const __m512i off = _mm512_set1_epi8((char)kq_offset(type));
     for (int u = 0; u < 4; u++) {
         const __m512i a = _mm512_loadu_si512((const void *)(x->qs + 64 * u));
-        if (type == PG_TYPE_Q3_K)
-            o->v[u] = _mm512_maddubs_epi16(off, a);
-        else if (type == PG_TYPE_Q6_K) {
+        if (type == PG_TYPE_Q3_K || type == PG_TYPE_Q6_K) {
             o->v[u] = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_dpbusd_epi32(_mm512_setzero_si512(), off, a));
             o->a[u] = a;
         }
@@ -164,10 +163,26 @@ ALWAYS_INLINE void kq_q6_pair_codes(const struct kq_blk *k, int p, __m512i *qa, 
                                     m4, 0xE4);
 }
 
-/* For pair p of a q6_K block: per 32-bit lane, the scale of the second
- * vector's lane in the lower 16 bits and of the first's in the upper.
- * Sixteen-value groups: lane l of vector u has group 4u + l / 4. */
-ALWAYS_INLINE __m512i kq_q6_pair_scales(const struct kq_blk *k, int p)
+/* The codes of pair p of a q3_K block: two bits from qs[32p..] (shifted by
+ * 0 and 2 for the first vector's halves, 4 and 6 for the second's) with the
+ * high bit from hmask on top (bit 4p..4p+3 for the four 32-value runs),
+ * each high bit shifted to bit 2 of its own byte (a 16-bit shift by at most
+ * 5 keeps it there) and put in with one bitwise select, as for q6_K. */
+ALWAYS_INLINE void kq_q3_pair_codes(const struct kq_blk *k, int p, __m512i *qa, __m512i *qb)
+{
+    const block_q3_K *w = (const block_q3_K *)(const void *)k->b;
+    const __m512i l = bcast256(w->qs + 32 * p), h = bcast256(w->hmask);
+    const __m512i m2 = _mm512_set1_epi8(3), b2 = _mm512_set1_epi8(4);
+    const __m512i ha = p ? _mm512_srlv_epi16(h, counts(2, 3)) : _mm512_sllv_epi16(h, counts(2, 1));
+    const __m512i hb = p ? _mm512_srlv_epi16(h, counts(4, 5)) : _mm512_srlv_epi16(h, counts(0, 1));
+    *qa = _mm512_ternarylogic_epi32(_mm512_srlv_epi16(l, counts(0, 2)), _mm512_and_si512(ha, b2), m2, 0xE4);
+    *qb = _mm512_ternarylogic_epi32(_mm512_srlv_epi16(l, counts(4, 6)), _mm512_and_si512(hb, b2), m2, 0xE4);
+}
+
+/* For pair p of a q3_K or q6_K block: per 32-bit lane, the scale of the
+ * second vector's lane in the lower 16 bits and of the first's in the
+ * upper. Sixteen-value groups: lane l of vector u has group 4u + l / 4. */
+ALWAYS_INLINE __m512i kq_pair_scales16(const struct kq_blk *k, int p)
 {
     const short a = (short)(8 * p), b = (short)(8 * p + 4);
 #define KQ_Q(c) (short)(a + (c)), (short)(b + (c)), (short)(a + (c)), (short)(b + (c))
@@ -207,8 +222,11 @@ ALWAYS_INLINE void kq_row(int type, int C, const uint8_t *w, const block_q8_K *c
 #pragma GCC unroll 2
             for (int p = 0; p < 2; p++) {
                 __m512i qa, qb;
-                kq_q6_pair_codes(&k, p, &qa, &qb);
-                const __m512i sp = kq_q6_pair_scales(&k, p);
+                if (type == PG_TYPE_Q3_K)
+                    kq_q3_pair_codes(&k, p, &qa, &qb);
+                else
+                    kq_q6_pair_codes(&k, p, &qa, &qb);
+                const __m512i sp = kq_pair_scales16(&k, p);
 #pragma GCC unroll 8
                 for (int c = 0; c < C; c++) {
                     const struct kq_xp *e = &xp[c * nb + i];
@@ -233,10 +251,7 @@ ALWAYS_INLINE void kq_row(int type, int C, const uint8_t *w, const block_q8_K *c
 #pragma GCC unroll 8
                 for (int c = 0; c < C; c++) {
                     const __m512i a = _mm512_loadu_si512((const void *)(x[c][i].qs + 64 * u));
-                    __m512i p = _mm512_maddubs_epi16(q, a);
-                    if (kq_offset(type))
-                        p = _mm512_sub_epi16(p, _mm512_load_si512((const void *)&xp[c * nb + i].v[u]));
-                    sum[c] = _mm512_add_epi32(sum[c], _mm512_madd_epi16(sc, p));
+                    sum[c] = _mm512_add_epi32(sum[c], _mm512_madd_epi16(sc, _mm512_maddubs_epi16(q, a)));
                 }
             }
         }
