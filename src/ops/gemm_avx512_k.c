@@ -44,23 +44,6 @@ ALWAYS_INLINE __m512i counts(int lo, int hi)
     return _mm512_inserti64x4(_mm512_set1_epi16((short)lo), _mm256_set1_epi16((short)hi), 1);
 }
 
-/* Per 16-bit lane i of vector u (values 64u..64u+63): the scale of group
- * 4u + i / 8, from the 16 scales as 16-bit values. */
-ALWAYS_INLINE __m512i kq_scale_vec(__m256i s16, int u)
-{
-    const short g = (short)(4 * u);
-    const __m512i idx = _mm512_inserti64x4(
-        _mm512_castsi256_si512(_mm256_setr_epi16(g, g, g, g, g, g, g, g, (short)(g + 1), (short)(g + 1),
-                                                 (short)(g + 1), (short)(g + 1), (short)(g + 1), (short)(g + 1),
-                                                 (short)(g + 1), (short)(g + 1))),
-        _mm256_setr_epi16((short)(g + 2), (short)(g + 2), (short)(g + 2), (short)(g + 2), (short)(g + 2),
-                          (short)(g + 2), (short)(g + 2), (short)(g + 2), (short)(g + 3), (short)(g + 3),
-                          (short)(g + 3), (short)(g + 3), (short)(g + 3), (short)(g + 3), (short)(g + 3),
-                          (short)(g + 3)),
-        1);
-    return _mm512_permutexvar_epi16(idx, _mm512_castsi256_si512(s16));
-}
-
 /* Unsigned codes of values 64u..64u+63. */
 ALWAYS_INLINE __m512i kq_codes(int type, const struct kq_blk *k, int u)
 {
@@ -99,15 +82,14 @@ ALWAYS_INLINE __m512i kq_codes(int type, const struct kq_blk *k, int u)
     }
 }
 
-/* q3_K and q6_K rows take their 64-value vectors in pairs: the dots of the
- * first vector's lanes go to the upper 16 bits of a 32-bit lane, the
+/* q2_K, q3_K and q6_K rows take their 64-value vectors in pairs: the dots
+ * of the first vector's lanes go to the upper 16 bits of a 32-bit lane, the
  * second's to the lower (every four-value dot fits 16 bits), and one
  * vpdpwssd applies both group scales. Three multiplies per 128 values
  * instead of four; see the tiles below for why that counts. The dots start
- * from the code offset's share (kq_xp.v), so they are the exact dots of the
- * signed values. Pair p is values 128p..128p+127, two vectors in value
- * order. (q4_K / q5_K do the same in kq_row45.) */
-ALWAYS_INLINE int kq_paired(int type) { return type == PG_TYPE_Q3_K || type == PG_TYPE_Q6_K; }
+ * from the code offset's share (kq_xp.v; zero for q2_K), so they are the
+ * exact dots of the signed values. Pair p is values 128p..128p+127, two
+ * vectors in value order. (q4_K / q5_K do the same in kq_row45.) */
 
 /* What kq_row needs of an activation block beyond its d, worked out once per
  * call rather than once per weight row. v: q3_K / q6_K, the code offset's
@@ -127,7 +109,7 @@ ALWAYS_INLINE void kq_xp_fill(int type, const block_q8_K *x, struct kq_xp *o)
     const __m512i off = _mm512_set1_epi8((char)kq_offset(type));
     for (int u = 0; u < 4; u++) {
         const __m512i a = _mm512_loadu_si512((const void *)(x->qs + 64 * u));
-        if (type == PG_TYPE_Q3_K || type == PG_TYPE_Q6_K) {
+        if (type == PG_TYPE_Q2_K || type == PG_TYPE_Q3_K || type == PG_TYPE_Q6_K) {
             o->v[u] = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_dpbusd_epi32(_mm512_setzero_si512(), off, a));
             o->a[u] = a;
         }
@@ -161,6 +143,16 @@ ALWAYS_INLINE void kq_q6_pair_codes(const struct kq_blk *k, int p, __m512i *qa, 
     *qa = _mm512_ternarylogic_epi32(l, _mm512_and_si512(_mm512_sllv_epi16(h, counts(4, 2)), top), m4, 0xE4);
     *qb = _mm512_ternarylogic_epi32(_mm512_srli_epi16(l, 4), _mm512_and_si512(_mm512_srlv_epi16(h, counts(0, 2)), top),
                                     m4, 0xE4);
+}
+
+/* The codes of pair p of a q2_K block: two bits from qs[32p..], shifted by
+ * 0 and 2 for the first vector's halves, 4 and 6 for the second's. */
+ALWAYS_INLINE void kq_q2_pair_codes(const struct kq_blk *k, int p, __m512i *qa, __m512i *qb)
+{
+    const block_q2_K *w = (const block_q2_K *)(const void *)k->b;
+    const __m512i l = bcast256(w->qs + 32 * p), m2 = _mm512_set1_epi8(3);
+    *qa = _mm512_and_si512(_mm512_srlv_epi16(l, counts(0, 2)), m2);
+    *qb = _mm512_and_si512(_mm512_srlv_epi16(l, counts(4, 6)), m2);
 }
 
 /* The codes of pair p of a q3_K block: two bits from qs[32p..] (shifted by
@@ -218,41 +210,30 @@ ALWAYS_INLINE void kq_row(int type, int C, const uint8_t *w, const block_q8_K *c
 #pragma GCC unroll 8
         for (int c = 0; c < C; c++)
             sum[c] = _mm512_setzero_si512();
-        if (kq_paired(type)) {
 #pragma GCC unroll 2
-            for (int p = 0; p < 2; p++) {
-                __m512i qa, qb;
-                if (type == PG_TYPE_Q3_K)
-                    kq_q3_pair_codes(&k, p, &qa, &qb);
-                else
-                    kq_q6_pair_codes(&k, p, &qa, &qb);
-                const __m512i sp = kq_pair_scales16(&k, p);
+        for (int p = 0; p < 2; p++) {
+            __m512i qa, qb;
+            if (type == PG_TYPE_Q2_K)
+                kq_q2_pair_codes(&k, p, &qa, &qb);
+            else if (type == PG_TYPE_Q3_K)
+                kq_q3_pair_codes(&k, p, &qa, &qb);
+            else
+                kq_q6_pair_codes(&k, p, &qa, &qb);
+            const __m512i sp = kq_pair_scales16(&k, p);
 #pragma GCC unroll 8
-                for (int c = 0; c < C; c++) {
-                    const struct kq_xp *e = &xp[c * nb + i];
-                    const __m512i aa = _mm512_load_si512((const void *)&e->a[2 * p]);
-                    const __m512i ab = _mm512_load_si512((const void *)&e->a[2 * p + 1]);
-                    const __m512i sa = _mm512_load_si512((const void *)&e->v[2 * p]);
-                    const __m512i sb = _mm512_load_si512((const void *)&e->v[2 * p + 1]);
-                    /* The lower halves from the second dot, as they are:
-                     * added instead, a negative one would borrow from the
-                     * upper. */
-                    const __m512i two = _mm512_mask_blend_epi16(
-                        0x55555555u, _mm512_slli_epi32(_mm512_dpbusd_epi32(sa, qa, aa), 16),
-                        _mm512_dpbusd_epi32(sb, qb, ab));
-                    sum[c] = _mm512_dpwssd_epi32(sum[c], two, sp);
-                }
-            }
-        } else {
-#pragma GCC unroll 4
-            for (int u = 0; u < 4; u++) {
-                const __m512i q = kq_codes(type, &k, u);
-                const __m512i sc = kq_scale_vec(k.s16, u);
-#pragma GCC unroll 8
-                for (int c = 0; c < C; c++) {
-                    const __m512i a = _mm512_loadu_si512((const void *)(x[c][i].qs + 64 * u));
-                    sum[c] = _mm512_add_epi32(sum[c], _mm512_madd_epi16(sc, _mm512_maddubs_epi16(q, a)));
-                }
+            for (int c = 0; c < C; c++) {
+                const struct kq_xp *e = &xp[c * nb + i];
+                const __m512i aa = _mm512_load_si512((const void *)&e->a[2 * p]);
+                const __m512i ab = _mm512_load_si512((const void *)&e->a[2 * p + 1]);
+                const __m512i sa = _mm512_load_si512((const void *)&e->v[2 * p]);
+                const __m512i sb = _mm512_load_si512((const void *)&e->v[2 * p + 1]);
+                /* The lower halves from the second dot, as they are:
+                 * added instead, a negative one would borrow from the
+                 * upper. */
+                const __m512i two = _mm512_mask_blend_epi16(
+                    0x55555555u, _mm512_slli_epi32(_mm512_dpbusd_epi32(sa, qa, aa), 16),
+                    _mm512_dpbusd_epi32(sb, qb, ab));
+                sum[c] = _mm512_dpwssd_epi32(sum[c], two, sp);
             }
         }
 #pragma GCC unroll 8
@@ -425,9 +406,8 @@ ALWAYS_INLINE void kq_row45(int type, int C, const uint8_t *w, const struct kq_x
 ALWAYS_INLINE void kq_gemm(int type, const struct gemm_args *a)
 {
     const int64_t nb = a->k / QK_K;
-    const int needs_xp = type != PG_TYPE_Q2_K;
-    struct kq_xp *xp = needs_xp ? thread_scratch((size_t)KQ_C * (size_t)nb * sizeof(struct kq_xp)) : NULL;
-    if (needs_xp && !xp) { /* no memory for the scratch: the scalar kernels need none */
+    struct kq_xp *xp = thread_scratch((size_t)KQ_C * (size_t)nb * sizeof(struct kq_xp));
+    if (!xp) { /* no memory for the scratch: the scalar kernels need none */
         const struct kernel_table *kt = kernels_for_isa(CPU_ISA_SCALAR);
         kt->gemm[type](a);
         return;
@@ -437,9 +417,8 @@ ALWAYS_INLINE void kq_gemm(int type, const struct gemm_args *a)
         const block_q8_K *x[KQ_C];
         for (int c = 0; c < C; c++) {
             x[c] = (const block_q8_K *)(const void *)(a->x + (size_t)(c0 + c) * a->x_stride);
-            if (needs_xp)
-                for (int64_t i = 0; i < nb; i++)
-                    kq_xp_fill(type, &x[c][i], &xp[c * nb + i]);
+            for (int64_t i = 0; i < nb; i++)
+                kq_xp_fill(type, &x[c][i], &xp[c * nb + i]);
         }
         for (int64_t j = 0; j < a->n; j++) {
             const uint8_t *w = a->w + (size_t)j * a->w_stride;
