@@ -8,11 +8,9 @@
  * of the group-scaled dots, then one fused multiply-add per lane. How the
  * integers are formed is free, and each path picks what runs fastest:
  *
- * - Few activation rows (kq_row): a weight block is unpacked one vector at
- *   a time and used at once against up to KQ_C rows. q2_K takes
- *   gemm_avx2_k.c's method on 64 values (vpmaddubsw, then vpmaddwd with the
- *   scales); q3_K and q6_K put two vectors' dots in one lane (see
- *   kq_paired).
+ * - Few activation rows (kq_row: q2_K, q3_K, q6_K): a weight block is
+ *   unpacked two vectors at a time and used at once against up to KQ_C
+ *   rows, the dots of the two vectors sharing each lane (see kq_row).
  * - q4_K / q5_K with up to seven rows (kq_row45): the same, two blocks a
  *   step, so that the work on scales and d is shared.
  * - More rows (kt_gemm; from four, eight for q3_K..q5_K): weight rows
@@ -44,62 +42,16 @@ ALWAYS_INLINE __m512i counts(int lo, int hi)
     return _mm512_inserti64x4(_mm512_set1_epi16((short)lo), _mm256_set1_epi16((short)hi), 1);
 }
 
-/* Unsigned codes of values 64u..64u+63. */
-ALWAYS_INLINE __m512i kq_codes(int type, const struct kq_blk *k, int u)
-{
-    const __m512i m2 = _mm512_set1_epi8(3), m4 = _mm512_set1_epi8(0x0F), one = _mm512_set1_epi8(1);
-    switch (type) {
-    case PG_TYPE_Q2_K: {
-        const block_q2_K *w = (const block_q2_K *)(const void *)k->b;
-        const int s = 4 * (u % 2);
-        return _mm512_and_si512(_mm512_srlv_epi16(bcast256(w->qs + 32 * (u / 2)), counts(s, s + 2)), m2);
-    }
-    case PG_TYPE_Q3_K: {
-        const block_q3_K *w = (const block_q3_K *)(const void *)k->b;
-        const int s = 4 * (u % 2);
-        const __m512i lo = _mm512_and_si512(_mm512_srlv_epi16(bcast256(w->qs + 32 * (u / 2)), counts(s, s + 2)), m2);
-        const __m512i hi = _mm512_and_si512(_mm512_srlv_epi16(bcast256(w->hmask), counts(2 * u, 2 * u + 1)), one);
-        return _mm512_or_si512(lo, _mm512_slli_epi16(hi, 2));
-    }
-    case PG_TYPE_Q4_K: {
-        const block_q4_K *w = (const block_q4_K *)(const void *)k->b;
-        return _mm512_and_si512(_mm512_srlv_epi16(bcast256(w->qs + 32 * u), counts(0, 4)), m4);
-    }
-    case PG_TYPE_Q5_K: {
-        const block_q5_K *w = (const block_q5_K *)(const void *)k->b;
-        const __m512i lo = _mm512_and_si512(_mm512_srlv_epi16(bcast256(w->qs + 32 * u), counts(0, 4)), m4);
-        const __m512i hi = _mm512_and_si512(_mm512_srlv_epi16(bcast256(w->qh), counts(2 * u, 2 * u + 1)), one);
-        return _mm512_or_si512(lo, _mm512_slli_epi16(hi, 4));
-    }
-    default: {
-        const block_q6_K *w = (const block_q6_K *)(const void *)k->b;
-        const int h = u / 2, t = 2 * (u % 2);
-        const __m512i lo = _mm512_and_si512(
-            _mm512_srli_epi16(_mm512_loadu_si512((const void *)(w->ql + 64 * h)), 4 * (u % 2)), m4);
-        const __m512i hi = _mm512_and_si512(_mm512_srlv_epi16(bcast256(w->qh + 32 * h), counts(2 * t, 2 * t + 2)), m2);
-        return _mm512_or_si512(lo, _mm512_slli_epi16(hi, 4));
-    }
-    }
-}
 
-/* q2_K, q3_K and q6_K rows take their 64-value vectors in pairs: the dots
- * of the first vector's lanes go to the upper 16 bits of a 32-bit lane, the
- * second's to the lower (every four-value dot fits 16 bits), and one
- * vpdpwssd applies both group scales. Three multiplies per 128 values
- * instead of four; see the tiles below for why that counts. The dots start
- * from the code offset's share (kq_xp.v; zero for q2_K), so they are the
- * exact dots of the signed values. Pair p is values 128p..128p+127, two
- * vectors in value order. (q4_K / q5_K do the same in kq_row45.) */
-
-/* What kq_row needs of an activation block beyond its d, worked out once per
- * call rather than once per weight row. v: q3_K / q6_K, the code offset's
- * share of each lane's dot; q4_K / q5_K, the codes in the order their rows
- * read them. a: q3_K's / q6_K's codes. gs: the 32-value group sums (q4_K,
- * q5_K). */
+/* What kq_row and kq_row45 need of an activation block beyond its d, worked
+ * out once per call rather than once per weight row. v: q2_K, q3_K, q6_K,
+ * the code offset's share of each lane's dot (zero for q2_K); q4_K / q5_K,
+ * the codes in the order their rows read them. a: the codes of the others.
+ * gs: the 32-value group sums (q4_K, q5_K). */
 struct kq_xp {
     __m512i v[4];
-    __m512i a[4]; /* q3_K / q6_K: the codes, aligned (a q8_K block's are not;
-                   * from the block itself q6_K rows ran 6% slower) */
+    __m512i a[4]; /* aligned (a q8_K block's codes are not; read from the
+                   * block itself, q6_K rows ran 6% slower) */
     __m128i gs;
     float dn[2]; /* q4_K / q5_K: d and -d */
 };
@@ -171,7 +123,18 @@ ALWAYS_INLINE void kq_q3_pair_codes(const struct kq_blk *k, int p, __m512i *qa, 
     *qb = _mm512_ternarylogic_epi32(_mm512_srlv_epi16(l, counts(4, 6)), _mm512_and_si512(hb, b2), m2, 0xE4);
 }
 
-/* For pair p of a q3_K or q6_K block: per 32-bit lane, the scale of the
+/* The codes of pair p of a q2_K, q3_K or q6_K block. */
+ALWAYS_INLINE void kq_pair_codes(int type, const struct kq_blk *k, int p, __m512i *qa, __m512i *qb)
+{
+    if (type == PG_TYPE_Q2_K)
+        kq_q2_pair_codes(k, p, qa, qb);
+    else if (type == PG_TYPE_Q3_K)
+        kq_q3_pair_codes(k, p, qa, qb);
+    else
+        kq_q6_pair_codes(k, p, qa, qb);
+}
+
+/* For pair p of a q2_K, q3_K or q6_K block: per 32-bit lane, the scale of the
  * second vector's lane in the lower 16 bits and of the first's in the
  * upper. Sixteen-value groups: lane l of vector u has group 4u + l / 4. */
 ALWAYS_INLINE __m512i kq_pair_scales16(const struct kq_blk *k, int p)
@@ -183,7 +146,16 @@ ALWAYS_INLINE __m512i kq_pair_scales16(const struct kq_blk *k, int p)
     return _mm512_permutexvar_epi16(idx, _mm512_castsi256_si512(k->s16));
 }
 
-/* One q2_K, q3_K or q6_K weight row against C activation rows (x[c],
+/* q2_K, q3_K and q6_K rows take their 64-value vectors in pairs: the dots
+ * of the first vector's lanes go to the upper 16 bits of a 32-bit lane, the
+ * second's to the lower (every four-value dot fits 16 bits), and one
+ * vpdpwssd applies both group scales. Three multiplies per 128 values
+ * instead of four; see the tiles below for why that counts. The dots start
+ * from the code offset's share (kq_xp.v; zero for q2_K), so they are the
+ * exact dots of the signed values. Pair p is values 128p..128p+127, two
+ * vectors in value order. (q4_K / q5_K do the same in kq_row45.)
+ *
+ * One q2_K, q3_K or q6_K weight row against C activation rows (x[c],
  * prepared in xp[c * nb + i]), all nb blocks. */
 ALWAYS_INLINE void kq_row(int type, int C, const uint8_t *w, const block_q8_K *const *x,
                           const struct kq_xp *xp, int64_t nb, float *out[])
@@ -213,12 +185,7 @@ ALWAYS_INLINE void kq_row(int type, int C, const uint8_t *w, const block_q8_K *c
 #pragma GCC unroll 2
         for (int p = 0; p < 2; p++) {
             __m512i qa, qb;
-            if (type == PG_TYPE_Q2_K)
-                kq_q2_pair_codes(&k, p, &qa, &qb);
-            else if (type == PG_TYPE_Q3_K)
-                kq_q3_pair_codes(&k, p, &qa, &qb);
-            else
-                kq_q6_pair_codes(&k, p, &qa, &qb);
+            kq_pair_codes(type, &k, p, &qa, &qb);
             const __m512i sp = kq_pair_scales16(&k, p);
 #pragma GCC unroll 8
             for (int c = 0; c < C; c++) {
@@ -266,14 +233,17 @@ ALWAYS_INLINE void kq_row(int type, int C, const uint8_t *w, const block_q8_K *c
  * 128-bit half (kq_q45_scales, twice at once). */
 ALWAYS_INLINE __m256i kq_q45_scales2(const uint8_t *p0, const uint8_t *p1)
 {
-    const __m256i v = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)(const void *)p0)),
-                                              _mm_loadu_si128((const __m128i *)(const void *)p1), 1);
-    const __m256i low = _mm256_shuffle_epi8(v, _mm256_broadcastsi128_si256(_mm_setr_epi8(0, 1, 2, 3, 8, 9, 10, 11, 4, 5, 6, 7, 8, 9, 10, 11)));
-    const __m256i top = _mm256_shuffle_epi8(v, _mm256_broadcastsi128_si256(_mm_setr_epi8(-1, -1, -1, -1, 0, 1, 2, 3, -1, -1, -1, -1, 4, 5, 6, 7)));
-    const __m256i a = _mm256_and_si256(low, _mm256_broadcastsi128_si256(_mm_setr_epi8(63, 63, 63, 63, 15, 15, 15, 15, 63, 63, 63, 63, 0, 0, 0, 0)));
+#define KQ_B(...) _mm256_broadcastsi128_si256(_mm_setr_epi8(__VA_ARGS__))
+    const __m256i v = _mm256_inserti128_si256(
+        _mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)(const void *)p0)),
+        _mm_loadu_si128((const __m128i *)(const void *)p1), 1);
+    const __m256i low = _mm256_shuffle_epi8(v, KQ_B(0, 1, 2, 3, 8, 9, 10, 11, 4, 5, 6, 7, 8, 9, 10, 11));
+    const __m256i top = _mm256_shuffle_epi8(v, KQ_B(-1, -1, -1, -1, 0, 1, 2, 3, -1, -1, -1, -1, 4, 5, 6, 7));
+    const __m256i a = _mm256_and_si256(low, KQ_B(63, 63, 63, 63, 15, 15, 15, 15, 63, 63, 63, 63, 0, 0, 0, 0));
     const __m256i b = _mm256_and_si256(_mm256_srli_epi16(low, 4),
-                                       _mm256_broadcastsi128_si256(_mm_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 15, 15, 15, 15)));
+                                       KQ_B(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 15, 15, 15, 15));
     const __m256i c = _mm256_and_si256(_mm256_srli_epi16(top, 2), _mm256_set1_epi8(0x30));
+#undef KQ_B
     return _mm256_or_si256(_mm256_or_si256(a, b), c);
 }
 
@@ -564,8 +534,8 @@ ALWAYS_INLINE void kt_unpack_q45(int type, const uint8_t *b, struct kt_w *o)
 #undef KQ_Q
         const __m512i sp = _mm512_shuffle_epi8(smb, idx);
         /* The scaled code sums, the same way the micro-kernel makes its dots. */
-        const __m512i two = _mm512_dpbusd_epi32(_mm512_slli_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), one, qa), 16),
-                                                one, qb);
+        const __m512i sa = _mm512_dpbusd_epi32(_mm512_setzero_si512(), one, qa);
+        const __m512i two = _mm512_dpbusd_epi32(_mm512_slli_epi32(sa, 16), one, qb);
         cs = _mm512_dpwssd_epi32(cs, two, sp);
         _mm512_store_si512((void *)&o->q[2 * p], qa);
         _mm512_store_si512((void *)&o->q[2 * p + 1], qb);
@@ -601,10 +571,8 @@ static void kt_unpack_row(int type, const uint8_t *row, int64_t nb, size_t ahead
         const __m512i s32 = _mm512_cvtepi16_epi32(k.s16);
         __m512i cs = _mm512_setzero_si512();
         for (int u = 0; u < 4; u++) {
-            if (type == PG_TYPE_Q6_K && u % 2 == 0)
-                kq_q6_pair_codes(&k, u / 2, &q[u], &q[u + 1]);
-            else if (type != PG_TYPE_Q6_K)
-                q[u] = kq_codes(type, &k, u);
+            if (u % 2 == 0)
+                kq_pair_codes(type, &k, u / 2, &q[u], &q[u + 1]);
             if (kq_offset(type))
                 q[u] = _mm512_sub_epi8(q[u], _mm512_set1_epi8((char)kq_offset(type)));
             const __m512i idx = _mm512_setr_epi32(4 * u, 4 * u, 4 * u, 4 * u, 4 * u + 1, 4 * u + 1,
