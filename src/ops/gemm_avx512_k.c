@@ -8,11 +8,11 @@
  * of the group-scaled dots, then one fused multiply-add per lane. How the
  * integers are formed is free, and each path picks what runs fastest:
  *
- * - Few activation rows (kq_row: q2_K, q3_K, q6_K): a weight block is
- *   unpacked two vectors at a time and used at once against up to KQ_C
- *   rows, the dots of the two vectors sharing each lane (see kq_row).
- * - q4_K / q5_K with up to seven rows (kq_row45): the same, two blocks a
- *   step, so that the work on scales and d is shared.
+ * - Few activation rows (kq_row): a weight block is unpacked two vectors at
+ *   a time and used at once against up to KQ_C rows, the dots of the two
+ *   vectors sharing each lane (see kq_block); q4_K / q5_K (up to seven
+ *   rows) two blocks a step, so that the work on scales and d is shared
+ *   (kq45_step).
  * - More rows (kt_gemm; from four, eight for q3_K..q5_K): weight rows
  *   unpacked once per call, tiles of two weight rows by four activation
  *   rows (see the tiles below).
@@ -43,7 +43,7 @@ ALWAYS_INLINE __m512i counts(int lo, int hi)
 }
 
 
-/* What kq_row and kq_row45 need of an activation block beyond its d, worked
+/* What kq_row needs of an activation block beyond its d, worked
  * out once per call rather than once per weight row. v: q2_K, q3_K, q6_K,
  * the code offset's share of each lane's dot (zero for q2_K); q4_K / q5_K,
  * the codes in the order their rows read them. a: the codes of the others.
@@ -62,7 +62,9 @@ ALWAYS_INLINE void kq_xp_fill(int type, const block_q8_K *x, struct kq_xp *o)
     for (int u = 0; u < 4; u++) {
         const __m512i a = _mm512_loadu_si512((const void *)(x->qs + 64 * u));
         if (type == PG_TYPE_Q2_K || type == PG_TYPE_Q3_K || type == PG_TYPE_Q6_K) {
-            o->v[u] = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_dpbusd_epi32(_mm512_setzero_si512(), off, a));
+            o->v[u] = kq_offset(type) ? _mm512_sub_epi32(_mm512_setzero_si512(),
+                                                         _mm512_dpbusd_epi32(_mm512_setzero_si512(), off, a))
+                                      : _mm512_setzero_si512();
             o->a[u] = a;
         }
     }
@@ -153,70 +155,57 @@ ALWAYS_INLINE __m512i kq_pair_scales16(const struct kq_blk *k, int p)
  * instead of four; see the tiles below for why that counts. The dots start
  * from the code offset's share (kq_xp.v; zero for q2_K), so they are the
  * exact dots of the signed values. Pair p is values 128p..128p+127, two
- * vectors in value order. (q4_K / q5_K do the same in kq_row45.)
+ * vectors in value order. (q4_K / q5_K do the same in kq45_step.)
  *
- * One q2_K, q3_K or q6_K weight row against C activation rows (x[c],
- * prepared in xp[c * nb + i]), all nb blocks. */
-ALWAYS_INLINE void kq_row(int type, int C, const uint8_t *w, const block_q8_K *const *x,
-                          const struct kq_xp *xp, int64_t nb, float *out[])
+ * Block i of a q2_K, q3_K or q6_K weight row against C activation rows
+ * (x[c], prepared in xp[c * nb + i]). */
+ALWAYS_INLINE void kq_block(int type, int C, const uint8_t *w, const block_q8_K *const *x,
+                            const struct kq_xp *xp, int64_t nb, int64_t i, __m256 acc[], __m128 accm[],
+                            float mins[])
 {
     const size_t wbs = kq_block_size(type);
-    __m256 acc[KQ_C];
-    __m128 accm[KQ_C];
-    float mins[KQ_C];
-#pragma GCC unroll 8
-    for (int c = 0; c < C; c++) {
-        acc[c] = _mm256_setzero_ps();
-        accm[c] = _mm_setzero_ps();
-        mins[c] = 0.0f;
-    }
-    for (int64_t i = 0; i < nb; i++) {
-        struct kq_blk k;
-        /* Rows are short streams the hardware prefetchers pick up late:
-         * ask for the bytes a little ahead, across the end of the row into
-         * the next. */
-        for (size_t o = 0; o < wbs; o += 64)
-            _mm_prefetch((const char *)w + (size_t)i * wbs + KQ_PREFETCH_AHEAD + o, _MM_HINT_T0);
-        kq_prep(type, w + (size_t)i * wbs, &k);
-        __m512i sum[KQ_C];
-#pragma GCC unroll 8
-        for (int c = 0; c < C; c++)
-            sum[c] = _mm512_setzero_si512();
-#pragma GCC unroll 2
-        for (int p = 0; p < 2; p++) {
-            __m512i qa, qb;
-            kq_pair_codes(type, &k, p, &qa, &qb);
-            const __m512i sp = kq_pair_scales16(&k, p);
-#pragma GCC unroll 8
-            for (int c = 0; c < C; c++) {
-                const struct kq_xp *e = &xp[c * nb + i];
-                const __m512i aa = _mm512_load_si512((const void *)&e->a[2 * p]);
-                const __m512i ab = _mm512_load_si512((const void *)&e->a[2 * p + 1]);
-                const __m512i sa = _mm512_load_si512((const void *)&e->v[2 * p]);
-                const __m512i sb = _mm512_load_si512((const void *)&e->v[2 * p + 1]);
-                /* The lower halves from the second dot, as they are:
-                 * added instead, a negative one would borrow from the
-                 * upper. */
-                const __m512i two = _mm512_mask_blend_epi16(
-                    0x55555555u, _mm512_slli_epi32(_mm512_dpbusd_epi32(sa, qa, aa), 16),
-                    _mm512_dpbusd_epi32(sb, qb, ab));
-                sum[c] = _mm512_dpwssd_epi32(sum[c], two, sp);
-            }
-        }
-#pragma GCC unroll 8
-        for (int c = 0; c < C; c++) {
-            const __m256i s8 = _mm256_add_epi32(_mm512_castsi512_si256(sum[c]), _mm512_extracti64x4_epi64(sum[c], 1));
-            kq_block_step(type, s8, &x[c][i], &k, _mm_setzero_si128(), &acc[c], &accm[c], &mins[c]);
-        }
-    }
+    struct kq_blk k;
+    /* Rows are short streams the hardware prefetchers pick up late:
+     * ask for the bytes a little ahead, across the end of the row into
+     * the next. */
+    for (size_t o = 0; o < wbs; o += 64)
+        _mm_prefetch((const char *)w + (size_t)i * wbs + KQ_PREFETCH_AHEAD + o, _MM_HINT_T0);
+    kq_prep(type, w + (size_t)i * wbs, &k);
+    __m512i sum[KQ_C];
 #pragma GCC unroll 8
     for (int c = 0; c < C; c++)
-        *out[c] = kq_pair_result(type, acc[c], accm[c], mins[c]);
+        sum[c] = _mm512_setzero_si512();
+#pragma GCC unroll 2
+    for (int p = 0; p < 2; p++) {
+        __m512i qa, qb;
+        kq_pair_codes(type, &k, p, &qa, &qb);
+        const __m512i sp = kq_pair_scales16(&k, p);
+#pragma GCC unroll 8
+        for (int c = 0; c < C; c++) {
+            const struct kq_xp *e = &xp[c * nb + i];
+            const __m512i aa = _mm512_load_si512((const void *)&e->a[2 * p]);
+            const __m512i ab = _mm512_load_si512((const void *)&e->a[2 * p + 1]);
+            const __m512i sa = _mm512_load_si512((const void *)&e->v[2 * p]);
+            const __m512i sb = _mm512_load_si512((const void *)&e->v[2 * p + 1]);
+            /* The lower halves from the second dot, as they are:
+             * added instead, a negative one would borrow from the
+             * upper. */
+            const __m512i two = _mm512_mask_blend_epi16(
+                0x55555555u, _mm512_slli_epi32(_mm512_dpbusd_epi32(sa, qa, aa), 16),
+                _mm512_dpbusd_epi32(sb, qb, ab));
+            sum[c] = _mm512_dpwssd_epi32(sum[c], two, sp);
+        }
+    }
+#pragma GCC unroll 8
+    for (int c = 0; c < C; c++) {
+        const __m256i s8 = _mm256_add_epi32(_mm512_castsi512_si256(sum[c]), _mm512_extracti64x4_epi64(sum[c], 1));
+        kq_block_step(type, s8, &x[c][i], &k, _mm_setzero_si128(), &acc[c], &accm[c], &mins[c]);
+    }
 }
 
 /* ---- q4_K / q5_K, few activation rows: two blocks a step ----
  *
- * The same integers and float steps as kq_row, with the per-block work
+ * The same integers and float steps as kq_block, with the per-block work
  * that does not touch the codes shared by two blocks: their scale bytes
  * are unpacked in one 256-bit pass, their d and dmin converted and
  * multiplied by the activations' in one 128-bit step, and the minimum
@@ -224,70 +213,68 @@ ALWAYS_INLINE void kq_row(int type, int C, const uint8_t *w, const block_q8_K *c
  * was a third of the time.
  *
  * Lanes of a pair's 32-bit dot: the second vector's dot in the upper 16
- * bits, the first's in the lower (kq_row has them the other way round).
+ * bits, the first's in the lower (kq_block has them the other way round).
  * For q4_K the second vector's codes stay in the high nibbles, so its dot
  * comes out sixteen times too large, and shifting it by 12 instead of 16
  * puts it in place: one instruction less per pair. */
 
-/* The scales and mins of two q4_K / q5_K blocks as bytes, one block per
- * 128-bit half (kq_q45_scales, twice at once). */
-ALWAYS_INLINE __m256i kq_q45_scales2(const uint8_t *p0, const uint8_t *p1)
+/* For pair p of a q4_K / q5_K block whose scale bytes are in every 128-bit
+ * quarter of smb: per 32-bit lane, the scales of the pair's two vectors'
+ * lanes, the second vector's in the upper 16 bits (second_high) or in the
+ * lower. Lanes 0..7 of the first vector have run 4p, lanes 8..15 run 4p + 2;
+ * of the second, runs 4p + 1 and 4p + 3. */
+ALWAYS_INLINE __m512i kq45_pair_scales(__m512i smb, int p, int second_high)
 {
-#define KQ_B(...) _mm256_broadcastsi128_si256(_mm_setr_epi8(__VA_ARGS__))
-    const __m256i v = _mm256_inserti128_si256(
-        _mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)(const void *)p0)),
-        _mm_loadu_si128((const __m128i *)(const void *)p1), 1);
-    const __m256i low = _mm256_shuffle_epi8(v, KQ_B(0, 1, 2, 3, 8, 9, 10, 11, 4, 5, 6, 7, 8, 9, 10, 11));
-    const __m256i top = _mm256_shuffle_epi8(v, KQ_B(-1, -1, -1, -1, 0, 1, 2, 3, -1, -1, -1, -1, 4, 5, 6, 7));
-    const __m256i a = _mm256_and_si256(low, KQ_B(63, 63, 63, 63, 15, 15, 15, 15, 63, 63, 63, 63, 0, 0, 0, 0));
-    const __m256i b = _mm256_and_si256(_mm256_srli_epi16(low, 4),
-                                       KQ_B(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 15, 15, 15, 15));
-    const __m256i c = _mm256_and_si256(_mm256_srli_epi16(top, 2), _mm256_set1_epi8(0x30));
-#undef KQ_B
-    return _mm256_or_si256(_mm256_or_si256(a, b), c);
-}
-
-/* For pair p of a block whose scale bytes are in every 128-bit quarter of
- * smb: per 32-bit lane, the second vector's scale in the upper 16 bits and
- * the first's in the lower. */
-ALWAYS_INLINE __m512i kq45_pair_scales(__m512i smb, int p)
-{
-#define KQ_Q(r) -1, (char)((r) + 1), -1, (char)(r)
-    const __m512i idx = _mm512_set_epi8(KQ_Q(4 * p + 2), KQ_Q(4 * p + 2), KQ_Q(4 * p + 2), KQ_Q(4 * p + 2),
-                                        KQ_Q(4 * p + 2), KQ_Q(4 * p + 2), KQ_Q(4 * p + 2), KQ_Q(4 * p + 2),
-                                        KQ_Q(4 * p), KQ_Q(4 * p), KQ_Q(4 * p), KQ_Q(4 * p), KQ_Q(4 * p),
-                                        KQ_Q(4 * p), KQ_Q(4 * p), KQ_Q(4 * p));
+    const char r = (char)(4 * p), lo = second_high ? 0 : 1, hi = second_high ? 1 : 0;
+#define KQ_Q(r) -1, (char)((r) + hi), -1, (char)((r) + lo)
+    const __m512i idx = _mm512_set_epi8(KQ_Q(r + 2), KQ_Q(r + 2), KQ_Q(r + 2), KQ_Q(r + 2), KQ_Q(r + 2),
+                                        KQ_Q(r + 2), KQ_Q(r + 2), KQ_Q(r + 2), KQ_Q(r), KQ_Q(r), KQ_Q(r), KQ_Q(r),
+                                        KQ_Q(r), KQ_Q(r), KQ_Q(r), KQ_Q(r));
 #undef KQ_Q
     return _mm512_shuffle_epi8(smb, idx);
+}
+
+/* The codes of pair p of a q4_K / q5_K block as one 64-byte load of them
+ * gives: the low nibbles (runs 4p, 4p + 2) and the high (4p + 1, 4p + 3),
+ * q5_K's fifth bits on top. Bit j of qh[i] is the fifth bit of value i of
+ * run j; a 16-bit shift by at most 4 keeps bit 4 of each byte within its
+ * byte, and the select 0xE4 takes the first operand's bits where the third
+ * has them set, else the second's. */
+ALWAYS_INLINE void kq45_pair_codes(int type, const uint8_t *b, int p, __m512i *qa, __m512i *qb)
+{
+    const __m512i m4 = _mm512_set1_epi8(0x0F);
+    if (type == PG_TYPE_Q4_K) {
+        const __m512i l = _mm512_loadu_si512((const void *)(((const block_q4_K *)(const void *)b)->qs + 64 * p));
+        *qa = _mm512_and_si512(l, m4);
+        *qb = _mm512_and_si512(_mm512_srli_epi16(l, 4), m4);
+        return;
+    }
+    const block_q5_K *w = (const block_q5_K *)(const void *)b;
+    const __m512i l = _mm512_loadu_si512((const void *)(w->qs + 64 * p));
+    const __m512i h = bcast256(w->qh), b4 = _mm512_set1_epi8(0x10);
+    const __m512i ha = p ? _mm512_srlv_epi16(h, counts(0, 2)) : _mm512_sllv_epi16(h, counts(4, 2));
+    const __m512i hb = p ? _mm512_srlv_epi16(h, counts(1, 3)) : _mm512_sllv_epi16(h, counts(3, 1));
+    *qa = _mm512_ternarylogic_epi32(l, _mm512_and_si512(ha, b4), m4, 0xE4);
+    *qb = _mm512_ternarylogic_epi32(_mm512_srli_epi16(l, 4), _mm512_and_si512(hb, b4), m4, 0xE4);
 }
 
 /* Block h (0 or 1) of the step at block i: its lane sums against the C rows. */
 ALWAYS_INLINE void kq45_block(int type, int C, const uint8_t *b, __m512i smb, const struct kq_xp *xp, int64_t nb,
                               int64_t i, __m512i sum[])
 {
-    const __m512i m4 = _mm512_set1_epi8(0x0F);
-    const uint8_t *qs = type == PG_TYPE_Q4_K ? ((const block_q4_K *)(const void *)b)->qs
-                                             : ((const block_q5_K *)(const void *)b)->qs;
 #pragma GCC unroll 8
     for (int c = 0; c < C; c++)
         sum[c] = _mm512_setzero_si512();
 #pragma GCC unroll 2
     for (int p = 0; p < 2; p++) {
-        const __m512i l = _mm512_loadu_si512((const void *)(qs + 64 * p));
-        const __m512i sp = kq45_pair_scales(smb, p);
+        const __m512i sp = kq45_pair_scales(smb, p, 1);
         __m512i qa, qb;
         if (type == PG_TYPE_Q4_K) {
-            qa = _mm512_and_si512(l, m4);
-            qb = _mm512_andnot_si512(m4, l); /* 16 times the codes */
+            const __m512i l = _mm512_loadu_si512((const void *)(((const block_q4_K *)(const void *)b)->qs + 64 * p));
+            qa = _mm512_and_si512(l, _mm512_set1_epi8(0x0F));
+            qb = _mm512_andnot_si512(_mm512_set1_epi8(0x0F), l); /* 16 times the codes */
         } else {
-            /* Bit j of qh[i] is the fifth bit of value i of run j; a 16-bit
-             * shift by at most 4 keeps bit 4 of each byte within its byte. */
-            const __m512i h = bcast256(((const block_q5_K *)(const void *)b)->qh), b4 = _mm512_set1_epi8(0x10);
-            const __m512i ha = p ? _mm512_srlv_epi16(h, counts(0, 2)) : _mm512_sllv_epi16(h, counts(4, 2));
-            const __m512i hb = p ? _mm512_srlv_epi16(h, counts(1, 3)) : _mm512_sllv_epi16(h, counts(3, 1));
-            /* 0xE4: bits of the first operand where the third is set, else the second's. */
-            qa = _mm512_ternarylogic_epi32(l, _mm512_and_si512(ha, b4), m4, 0xE4);
-            qb = _mm512_ternarylogic_epi32(_mm512_srli_epi16(l, 4), _mm512_and_si512(hb, b4), m4, 0xE4);
+            kq45_pair_codes(type, b, p, &qa, &qb);
         }
 #pragma GCC unroll 8
         for (int c = 0; c < C; c++) {
@@ -311,7 +298,9 @@ ALWAYS_INLINE void kq45_step(int type, int C, int NB, const uint8_t *w, const st
     for (size_t o = 0; o < (size_t)NB * wbs; o += 64)
         _mm_prefetch((const char *)b0 + KQ_PREFETCH_AHEAD + o, _MM_HINT_T0);
     const block_q4_K *h0 = (const block_q4_K *)(const void *)b0, *h1 = (const block_q4_K *)(const void *)b1;
-    const __m256i sm2 = kq_q45_scales2(h0->scales, h1->scales);
+    const __m256i sm2 = kq_q45_scales_x2(
+        _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)(const void *)h0->scales)),
+                                _mm_loadu_si128((const __m128i *)(const void *)h1->scales), 1));
     const __m256i m16 = _mm256_unpackhi_epi8(sm2, _mm256_setzero_si256());
     uint32_t dw[2];
     memcpy(&dw[0], b0, 4); /* d, dmin */
@@ -352,7 +341,10 @@ ALWAYS_INLINE void kq45_step(int type, int C, int NB, const uint8_t *w, const st
     }
 }
 
-ALWAYS_INLINE void kq_row45(int type, int C, const uint8_t *w, const struct kq_xp *xp, int64_t nb, float *out[])
+/* One weight row against C activation rows (x[c], prepared in
+ * xp[c * nb + i]), all nb blocks; q4_K / q5_K two blocks a step. */
+ALWAYS_INLINE void kq_row(int type, int C, const uint8_t *w, const block_q8_K *const *x,
+                          const struct kq_xp *xp, int64_t nb, float *out[])
 {
     __m256 acc[KQ_C];
     __m128 accm[KQ_C];
@@ -364,10 +356,15 @@ ALWAYS_INLINE void kq_row45(int type, int C, const uint8_t *w, const struct kq_x
         mins[c] = 0.0f;
     }
     int64_t i = 0;
-    for (; i + 2 <= nb; i += 2)
-        kq45_step(type, C, 2, w, xp, nb, i, acc, accm, mins);
-    if (i < nb)
-        kq45_step(type, C, 1, w, xp, nb, i, acc, accm, mins);
+    if (type == PG_TYPE_Q4_K || type == PG_TYPE_Q5_K) {
+        for (; i + 2 <= nb; i += 2)
+            kq45_step(type, C, 2, w, xp, nb, i, acc, accm, mins);
+        if (i < nb)
+            kq45_step(type, C, 1, w, xp, nb, i, acc, accm, mins);
+    } else {
+        for (; i < nb; i++)
+            kq_block(type, C, w, x, xp, nb, i, acc, accm, mins);
+    }
 #pragma GCC unroll 8
     for (int c = 0; c < C; c++)
         *out[c] = kq_pair_result(type, acc[c], accm[c], mins[c]);
@@ -395,19 +392,6 @@ ALWAYS_INLINE void kq_gemm(int type, const struct gemm_args *a)
             float *out[KQ_C];
             for (int c = 0; c < C; c++)
                 out[c] = a->y + (c0 + c) * a->y_stride + j;
-            if (type == PG_TYPE_Q4_K || type == PG_TYPE_Q5_K) {
-                switch (C) {
-                case 8: kq_row45(type, 8, w, xp, nb, out); break;
-                case 7: kq_row45(type, 7, w, xp, nb, out); break;
-                case 6: kq_row45(type, 6, w, xp, nb, out); break;
-                case 5: kq_row45(type, 5, w, xp, nb, out); break;
-                case 4: kq_row45(type, 4, w, xp, nb, out); break;
-                case 3: kq_row45(type, 3, w, xp, nb, out); break;
-                case 2: kq_row45(type, 2, w, xp, nb, out); break;
-                default: kq_row45(type, 1, w, xp, nb, out); break;
-                }
-                continue;
-            }
             switch (C) {
             case 8: kq_row(type, 8, w, x, xp, nb, out); break;
             case 7: kq_row(type, 7, w, x, xp, nb, out); break;
@@ -498,7 +482,7 @@ ALWAYS_INLINE int kt_has_mins(int type) { return type == PG_TYPE_Q4_K || type ==
 /* Types whose dots can be negative (a code offset): packed with vpackssdw. */
 ALWAYS_INLINE int kt_packed(int type) { return type == PG_TYPE_Q3_K || type == PG_TYPE_Q6_K; }
 
-/* q4_K / q5_K blocks in the order of their codes (as kq_row45 reads them):
+/* q4_K / q5_K blocks in the order of their codes (as kq45_step reads them):
  * vector 2p holds the low nibbles of the pair's 64 code bytes, 32-value runs
  * 4p and 4p + 2, vector 2p + 1 the high nibbles, runs 4p + 1 and 4p + 3; the
  * activations are laid out to match (kt_prep_tile). A lane still covers
@@ -509,30 +493,14 @@ ALWAYS_INLINE int kt_packed(int type) { return type == PG_TYPE_Q3_K || type == P
 ALWAYS_INLINE void kt_unpack_q45(int type, const uint8_t *b, struct kt_w *o)
 {
     const block_q4_K *w = (const block_q4_K *)(const void *)b; /* q5_K: the same head */
-    const uint8_t *qs = type == PG_TYPE_Q4_K ? w->qs : ((const block_q5_K *)(const void *)b)->qs;
     const __m128i sm = kq_q45_scales(w->scales);
-    const __m512i smb = _mm512_broadcast_i32x4(sm), m4 = _mm512_set1_epi8(0x0F), one = _mm512_set1_epi8(1);
+    const __m512i smb = _mm512_broadcast_i32x4(sm), one = _mm512_set1_epi8(1);
     __m512i cs = _mm512_setzero_si512();
     for (int p = 0; p < 2; p++) {
-        const __m512i l = _mm512_loadu_si512((const void *)(qs + 64 * p));
-        __m512i qa = _mm512_and_si512(l, m4), qb = _mm512_and_si512(_mm512_srli_epi16(l, 4), m4);
-        if (type == PG_TYPE_Q5_K) {
-            /* Bit j of qh[i] is the fifth bit of value i of run j. */
-            const __m512i h = bcast256(((const block_q5_K *)(const void *)b)->qh), b4 = _mm512_set1_epi8(0x10);
-            const __m512i ha = p ? _mm512_srlv_epi16(h, counts(0, 2)) : _mm512_sllv_epi16(h, counts(4, 2));
-            const __m512i hb = p ? _mm512_srlv_epi16(h, counts(1, 3)) : _mm512_sllv_epi16(h, counts(3, 1));
-            qa = _mm512_or_si512(qa, _mm512_and_si512(ha, b4));
-            qb = _mm512_or_si512(qb, _mm512_and_si512(hb, b4));
-        }
-        /* Per 32-bit lane: the scale of vector 2p's lane in the upper 16
-         * bits, of vector 2p + 1's in the lower. */
-#define KQ_Q(r) -1, (char)(r), -1, (char)((r) + 1)
-        const __m512i idx = _mm512_set_epi8(KQ_Q(4 * p + 2), KQ_Q(4 * p + 2), KQ_Q(4 * p + 2), KQ_Q(4 * p + 2),
-                                            KQ_Q(4 * p + 2), KQ_Q(4 * p + 2), KQ_Q(4 * p + 2), KQ_Q(4 * p + 2),
-                                            KQ_Q(4 * p), KQ_Q(4 * p), KQ_Q(4 * p), KQ_Q(4 * p), KQ_Q(4 * p),
-                                            KQ_Q(4 * p), KQ_Q(4 * p), KQ_Q(4 * p));
-#undef KQ_Q
-        const __m512i sp = _mm512_shuffle_epi8(smb, idx);
+        __m512i qa, qb;
+        kq45_pair_codes(type, b, p, &qa, &qb);
+        /* The micro-kernel puts vector 2p's dot in the upper half. */
+        const __m512i sp = kq45_pair_scales(smb, p, 0);
         /* The scaled code sums, the same way the micro-kernel makes its dots. */
         const __m512i sa = _mm512_dpbusd_epi32(_mm512_setzero_si512(), one, qa);
         const __m512i two = _mm512_dpbusd_epi32(_mm512_slli_epi32(sa, 16), one, qb);

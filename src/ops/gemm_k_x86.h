@@ -30,20 +30,30 @@ ALWAYS_INLINE __m128i kq_q3_scales(const uint8_t *p)
     return _mm_sub_epi8(v, _mm_set1_epi8(32));
 }
 
-/* Scales (bytes 0..7) and mins (bytes 8..15) of q4_K / q5_K, from the 12
- * packed bytes at p. Sixteen bytes are read: a block's codes follow. */
+/* Scales (bytes 0..7) and mins (bytes 8..15) of q4_K / q5_K from their 12
+ * packed bytes, for the blocks whose 16 bytes from the packed ones on are in
+ * each 128-bit half of v (two blocks at once where a kernel takes two). */
+ALWAYS_INLINE __m256i kq_q45_scales_x2(__m256i v)
+{
+#define KQ_B(...) _mm256_broadcastsi128_si256(_mm_setr_epi8(__VA_ARGS__))
+    /* Per output byte: the byte holding its low bits, and the byte whose
+     * top two bits are its bits 4..5 (scales and mins 4..7 only). */
+    const __m256i low = _mm256_shuffle_epi8(v, KQ_B(0, 1, 2, 3, 8, 9, 10, 11, 4, 5, 6, 7, 8, 9, 10, 11));
+    const __m256i top = _mm256_shuffle_epi8(v, KQ_B(-1, -1, -1, -1, 0, 1, 2, 3, -1, -1, -1, -1, 4, 5, 6, 7));
+    const __m256i a = _mm256_and_si256(low, KQ_B(63, 63, 63, 63, 15, 15, 15, 15, 63, 63, 63, 63, 0, 0, 0, 0));
+    const __m256i b = _mm256_and_si256(_mm256_srli_epi16(low, 4),
+                                       KQ_B(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 15, 15, 15, 15));
+    const __m256i c = _mm256_and_si256(_mm256_srli_epi16(top, 2), _mm256_set1_epi8(0x30));
+#undef KQ_B
+    return _mm256_or_si256(_mm256_or_si256(a, b), c);
+}
+
+/* The same for one block, from the packed bytes at p. Sixteen bytes are
+ * read: a block's codes follow. */
 ALWAYS_INLINE __m128i kq_q45_scales(const uint8_t *p)
 {
     const __m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
-    /* Per output byte: the byte holding its low bits, and the byte whose
-     * top two bits are its bits 4..5 (scales and mins 4..7 only). */
-    const __m128i low = _mm_shuffle_epi8(v, _mm_setr_epi8(0, 1, 2, 3, 8, 9, 10, 11, 4, 5, 6, 7, 8, 9, 10, 11));
-    const __m128i top = _mm_shuffle_epi8(v, _mm_setr_epi8(-1, -1, -1, -1, 0, 1, 2, 3, -1, -1, -1, -1, 4, 5, 6, 7));
-    const __m128i a = _mm_and_si128(low, _mm_setr_epi8(63, 63, 63, 63, 15, 15, 15, 15, 63, 63, 63, 63, 0, 0, 0, 0));
-    const __m128i b = _mm_and_si128(_mm_srli_epi16(low, 4),
-                                    _mm_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 15, 15, 15, 15));
-    const __m128i c = _mm_and_si128(_mm_srli_epi16(top, 2), _mm_set1_epi8(0x30));
-    return _mm_or_si128(_mm_or_si128(a, b), c);
+    return _mm256_castsi256_si128(kq_q45_scales_x2(_mm256_castsi128_si256(v)));
 }
 
 /* One weight block, its scales unpacked for the code vectors. */
