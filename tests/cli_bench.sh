@@ -44,6 +44,11 @@ fi
 "$PAGODA" bench peak --seconds 0.05 > "$TMP/table.txt" && grep -q "TOP/s" "$TMP/table.txt" &&
     ok "table output" || bad "table output"
 
+# Every benchmark the command runs is named in its help.
+"$PAGODA" bench --help > "$TMP/help.txt" &&
+    (for b in membw peak kernels engine serve; do grep -q "^  $b " "$TMP/help.txt" || exit 1; done) &&
+    ok "help names every benchmark" || bad "help names every benchmark"
+
 for args in "" "nosuch" "membw -t 0" "membw --size 0" "membw --reps x" "peak --seconds -1" \
             "kernels --types q4_0,zz" "kernels --mv-size 1" "kernels --gemm-rows 100" "membw --bogus" "peak -t"; do
     # shellcheck disable=SC2086

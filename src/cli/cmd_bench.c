@@ -38,7 +38,7 @@ static const int default_types[] = {
 static void bench_usage(FILE *f)
 {
     fprintf(f,
-            "usage: pagoda bench membw|peak|kernels [-t THREADS] [--json]\n"
+            "usage: pagoda bench membw|peak|kernels|engine|serve [-t THREADS] [--json]\n"
             "  membw    read bandwidth of a large buffer, all threads and 1 thread\n"
             "           [--size MB (default 1024)] [--reps N (default 10)]\n"
             "  peak     int8 dot-product peak (VNNI vpdpbusd, or AVX2), all threads and 1\n"
@@ -47,6 +47,10 @@ static void bench_usage(FILE *f)
             "           peak) for each weight type, with membw and peak measured first\n"
             "           [--types f32,q4_0,...] [--mv-size MB (>= 64)] [--gemm-rows N (4096)]\n"
             "           [--seconds S per measurement (0.25)]\n"
+            "  engine   prompt and generation speed of a model, alone or serving many\n"
+            "           requests at once (pagoda bench engine --help)\n"
+            "  serve    throughput and latency of an OpenAI-compatible server under load\n"
+            "           (pagoda bench serve --help)\n"
             "--json prints the results as one JSON object instead of a table.\n");
 }
 
