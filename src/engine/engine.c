@@ -778,10 +778,11 @@ int pagoda_engine_create(const pagoda_engine_options *o, pagoda_engine **out, ch
     case PAGODA_KV_F16: kv_type = PG_TYPE_F16; break;
     case PAGODA_KV_BF16: kv_type = PG_TYPE_BF16; break;
     case PAGODA_KV_Q8_0: kv_type = PG_TYPE_Q8_0; break;
-    default:
+    default: {
         const int fail = err_set(err, errlen, PAGODA_EINVAL, "unknown KV type %d", (int)op->kv_type);
         pagoda_engine_free(e);
         return fail;
+    }
     }
     if (!op->block_size)
         op->block_size = ENGINE_DEFAULT_BLOCK;
@@ -906,7 +907,7 @@ int pagoda_engine_create(const pagoda_engine_options *o, pagoda_engine **out, ch
     *out = e;
     return 0;
 
-bad_opt:
+bad_opt:;
     const int fail = err_set(err, errlen, PAGODA_EINVAL, "engine options out of range");
     pagoda_engine_free(e);
     return fail;

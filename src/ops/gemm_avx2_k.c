@@ -32,7 +32,9 @@
 ALWAYS_INLINE __m256i kq_scale_vec(__m256i s16, int v)
 {
     const int lo = 2 * v, hi = 2 * v + 1;
-    const __m256i half = _mm256_permute2x128_si256(s16, s16, v < 4 ? 0x00 : 0x11);
+    /* Two calls with literal selectors: the operand must be an immediate. */
+    const __m256i half = v < 4 ? _mm256_permute2x128_si256(s16, s16, 0x00)
+                               : _mm256_permute2x128_si256(s16, s16, 0x11);
     const __m256i pick = _mm256_setr_epi8(
         (char)(2 * (lo % 8)), (char)(2 * (lo % 8) + 1), (char)(2 * (lo % 8)), (char)(2 * (lo % 8) + 1),
         (char)(2 * (lo % 8)), (char)(2 * (lo % 8) + 1), (char)(2 * (lo % 8)), (char)(2 * (lo % 8) + 1),

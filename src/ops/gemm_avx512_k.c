@@ -322,11 +322,13 @@ ALWAYS_INLINE void kq45_step(int type, int C, int NB, const uint8_t *w, const st
 #pragma GCC unroll 2
     for (int h = 0; h < NB; h++) {
         __m512i sum[KQ_C];
-        kq45_block(type, C, h ? b1 : b0, _mm512_shuffle_i64x2(sz, sz, h ? 0x55 : 0x00), xp, nb, i + h, sum);
+        /* Selectors are immediates: one literal call per block. */
+        const __m512i szh = h ? _mm512_shuffle_i64x2(sz, sz, 0x55) : _mm512_shuffle_i64x2(sz, sz, 0x00);
+        kq45_block(type, C, h ? b1 : b0, szh, xp, nb, i + h, sum);
 #pragma GCC unroll 8
         for (int c = 0; c < C; c++) {
             const __m128i m = h ? _mm256_extracti128_si256(mi[c], 1) : _mm256_castsi256_si128(mi[c]);
-            const __m128 dmin = _mm_permute_ps(dd[c], h ? 0xFF : 0x55);
+            const __m128 dmin = h ? _mm_permute_ps(dd[c], 0xFF) : _mm_permute_ps(dd[c], 0x55);
             if (type == PG_TYPE_Q4_K) {
                 accm[c] = _mm_fmadd_ps(dmin, _mm_cvtepi32_ps(m), accm[c]);
             } else {
