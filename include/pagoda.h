@@ -109,6 +109,14 @@ int pagoda_tokenize(const pagoda_engine *e, const char *text, size_t len, int ad
 int pagoda_detokenize(const pagoda_engine *e, const int32_t *ids, size_t n, int special,
                       char **out, size_t *len, char *err, size_t errlen);
 
+/* The bytes one token adds where it stands inside a text (malloc'd,
+ * NUL-terminated, *len bytes): unlike detokenizing it alone, a SentencePiece
+ * token keeps its leading space, so the pieces of a continuation add up to
+ * its text (what logprobs report per token). A byte token gives its one
+ * byte. Ids out of range fail with PAGODA_EINVAL. */
+int pagoda_token_piece(const pagoda_engine *e, int32_t id, int special, char **out, size_t *len,
+                       char *err, size_t errlen);
+
 typedef struct pagoda_chat_message {
     const char *role;    /* "system", "user", "assistant" */
     const char *content;

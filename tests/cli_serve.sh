@@ -124,6 +124,9 @@ expect_status stop 200 "$(req stop POST /v1/completions '{"prompt":"Once upon a 
 [ "$(jget "$W/stop.out" .choices[0].finish_reason)" == stop ] && ok || fail "stop finish_reason"
 expect_status lp 200 "$(req lp POST /v1/completions '{"prompt":"Once","max_tokens":6,"temperature":0,"logprobs":2}')"
 [ "$(jget "$W/lp.out" .choices[0].logprobs.tokens.length)" == 6 ] && ok || fail "logprobs tokens: $(cat "$W/lp.out")"
+# The tokens add up to the text, leading spaces and all.
+[ "$(jget "$W/lp.out" '.choices[0].logprobs.tokens.join("")===o.choices[0].text')" == true ] && ok ||
+  fail "logprobs tokens do not add up to the text: $(cat "$W/lp.out")"
 [ "$(jget "$W/lp.out" '.choices[0].logprobs.token_logprobs.every(x=>x<=0)')" == true ] && ok || fail "logprobs <= 0"
 [ "$(jget "$W/lp.out" '.choices[0].logprobs.top_logprobs.every(x=>Object.keys(x).length==2)')" == true ] && ok ||
   fail "two alternatives each"

@@ -1149,6 +1149,26 @@ int pagoda_detokenize(const pagoda_engine *e, const int32_t *ids, size_t n, int 
     return err_set(err, errlen, PAGODA_ENOMEM, "cannot detokenize");
 }
 
+int pagoda_token_piece(const pagoda_engine *e, int32_t id, int special, char **out, size_t *len,
+                       char *err, size_t errlen)
+{
+    *out = NULL;
+    *len = 0;
+    size_t n = 0;
+    const char *p = tokenizer_token_to_piece(e->tok, id, special != 0, &n);
+    if (!p)
+        return err_set(err, errlen, PAGODA_EINVAL, "token id %d outside the vocabulary (%d)", (int)id,
+                       e->n_vocab);
+    char *buf = malloc(n + 1);
+    if (!buf)
+        return err_set(err, errlen, PAGODA_ENOMEM, "out of memory");
+    memcpy(buf, p, n);
+    buf[n] = '\0';
+    *out = buf;
+    *len = n;
+    return 0;
+}
+
 int pagoda_chat_prompt(const pagoda_engine *e, const char *template_name,
                        const pagoda_chat_message *msgs, size_t n, int add_generation_prompt,
                        char **out, size_t *len, char *err, size_t errlen)

@@ -370,13 +370,15 @@ static int event_logprob(struct server *s, const struct ev *ev, struct srv_logpr
     memset(lp, 0, sizeof *lp);
     lp->logprob = ev->logprob;
     char err[128];
-    if (pagoda_detokenize(s->e, &ev->token, 1, 1, &lp->text, &lp->text_len, err, sizeof err))
+    /* Pieces as they stand in the text, so that a client adding up the
+     * tokens gets the text back (" upon", not "upon"). */
+    if (pagoda_token_piece(s->e, ev->token, 1, &lp->text, &lp->text_len, err, sizeof err))
         return -1;
     lp->n_top = ev->n_top;
     for (int k = 0; k < ev->n_top; k++) {
         lp->top_logprob[k] = ev->top_logprobs[k];
-        if (pagoda_detokenize(s->e, &ev->top_tokens[k], 1, 1, &lp->top_text[k], &lp->top_len[k],
-                              err, sizeof err)) {
+        if (pagoda_token_piece(s->e, ev->top_tokens[k], 1, &lp->top_text[k], &lp->top_len[k], err,
+                               sizeof err)) {
             lp->n_top = k;
             srv_logprob_free(lp);
             return -1;
