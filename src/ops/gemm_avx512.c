@@ -532,7 +532,9 @@ ALWAYS_INLINE void rg_panel(int type, int strided, const struct gemm_args *a,
         int32_t corr[1][SEG_BLOCKS];
         float dx[1][SEG_BLOCKS];
         act_info_fill(type, xb, &corr[0][0], &dx[0][0]);
-        panel_pass(type, 1, &blk, 1, &xb, corr, dx, &acc);
+        /* C11 converts to pointers to const arrays only by a cast. */
+        panel_pass(type, 1, &blk, 1, &xb, (const int32_t(*)[SEG_BLOCKS])corr,
+                   (const float(*)[SEG_BLOCKS])dx, &acc);
     }
     _mm512_mask_storeu_ps(a->y + base, rows_out, acc);
 }
