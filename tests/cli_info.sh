@@ -88,6 +88,7 @@ if [ -f "$q4" ]; then
     "$bin" info "$q4" >"$tmp/q4" || fail "info on $q4 failed"
     grep -Eq "^  q4_K +13 tensors, 829440 bytes" "$tmp/q4" || fail "q4_k_m: q4_K totals wrong"
     grep -Eq "^  q6_K +3 tensors" "$tmp/q4" || fail "q4_k_m: q6_K totals wrong"
+    grep -Eq "^  file type +15 \(Q4_K_M\)\$" "$tmp/q4" || fail "q4_k_m: file type not named"
     grep -Eq "^  kv cache per 1k tokens +1048576 " "$tmp/q4" || fail "q4_k_m: kv cache wrong"
 fi
 

@@ -16,6 +16,7 @@
 
 #include "cli/cli.h"
 #include "gguf/gguf.h"
+#include "model/quant_recipe.h"
 #include "ops/types.h"
 
 #define INFO_ARRAY_ITEMS 6 /* array items shown in a summary */
@@ -499,7 +500,12 @@ static void print_text(const struct info *in, const char *path, bool all_kv)
     printf("model\n");
     text_kv("name", gguf_find_kv(g, "general.name"));
     text_kv("architecture", gguf_find_kv(g, "general.architecture"));
-    text_kv("file type", gguf_find_kv(g, "general.file_type"));
+    int64_t ft;
+    const char *ftn = gguf_get_int(g, "general.file_type", &ft) ? quant_file_type_name(ft) : NULL;
+    if (ftn)
+        printf("  %-22s %" PRId64 " (%s)\n", "file type", ft, ftn);
+    else
+        text_kv("file type", gguf_find_kv(g, "general.file_type"));
     for (size_t i = 0; i < N_HPARAMS; i++)
         text_kv(hparams[i].label, arch_kv(in, hparams[i].suffix));
     if (in->head_k > 0)
