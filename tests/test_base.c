@@ -181,6 +181,40 @@ static void test_scratch(void)
     CHECK(thread_scratch(0) != NULL);
 }
 
+/* Small and large buffers: aligned, the size asked for, kept while smaller
+ * sizes are asked, writable to the last byte; large ones (mapped on 2 MiB
+ * boundaries where the system has the call) too. */
+static void test_page_buf(void)
+{
+    static const size_t sizes[] = {1, 100, 65535, 65536, 300000, (size_t)3 << 20, ((size_t)5 << 20) + 1};
+    struct page_buf b = {0};
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        const size_t n = sizes[i];
+        if (i % 2 == 0) /* from empty; otherwise growing the last one */
+            page_buf_release(&b);
+        const size_t before = b.cap;
+        CHECK(page_buf_reserve(&b, n) == 0);
+        if (!b.p)
+            return;
+        CHECKF(((uintptr_t)b.p & 63) == 0 && b.cap >= n, "size %zu: p %p cap %zu", n, b.p, b.cap);
+        if (b.mapped)
+            CHECKF(((uintptr_t)b.p & (((uintptr_t)2 << 20) - 1)) == 0, "size %zu: mapped at %p", n, b.p);
+#if defined(__linux__)
+        if (n > before) /* a new buffer: mapped exactly when large */
+            CHECKF(b.mapped == (n >= 65536), "size %zu: mapped %d", n, b.mapped);
+#endif
+        uint8_t *p = b.p;
+        memset(p, (int)i + 1, n);
+        CHECK(page_buf_reserve(&b, n / 2 + 1) == 0 && b.p == p);
+        CHECK(p[0] == (uint8_t)(i + 1) && p[n - 1] == (uint8_t)(i + 1));
+    }
+    page_buf_release(&b);
+    CHECK(b.p == NULL && b.cap == 0 && b.mapped == 0);
+    page_buf_release(&b); /* twice: nothing happens */
+    CHECK(page_buf_reserve(&b, 0) == 0 && b.p != NULL);
+    page_buf_release(&b);
+}
+
 static void test_cpu_and_err(void)
 {
     enum cpu_isa max = cpu_isa_max();
@@ -209,6 +243,7 @@ int main(void)
     test_bf16();
     test_pool();
     test_scratch();
+    test_page_buf();
     test_cpu_and_err();
     TEST_END();
 }

@@ -1,16 +1,91 @@
 /*
- * scratch.c: the per-thread work buffer (scratch.h), held through a pthread
- * key so that it is freed when its thread exits.
+ * scratch.c: work buffers (scratch.h): large ones on 2 MiB pages where the
+ * system gives them, and the per-thread buffer, held through a pthread key
+ * so that it is freed when its thread exits.
  */
 #include "base/scratch.h"
 
 #include <pthread.h>
+#include <stdint.h>
 #include <stdlib.h>
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
 
-struct scratch_buf {
-    void *p;
-    size_t cap;
-};
+/* Below this, a buffer comes from malloc: rounding it up to a 2 MiB page
+ * would waste more than its cache behaviour is worth. */
+#define PAGE_BUF_MIN_LARGE (64 * 1024)
+#define PAGE_BUF_HUGE ((size_t)2 << 20)
+
+/* 2 MiB-aligned anonymous memory, asked to be backed by huge pages; NULL
+ * when the mapping fails or the system has no such request. */
+static void *map_huge(size_t bytes)
+{
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+    /* Map one page more and trim, so the start falls on a 2 MiB boundary:
+     * a huge page can only back an aligned range. */
+    uint8_t *raw = mmap(NULL, bytes + PAGE_BUF_HUGE, PROT_READ | PROT_WRITE,
+                        MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (raw == MAP_FAILED)
+        return NULL;
+    uint8_t *p = (uint8_t *)(((uintptr_t)raw + PAGE_BUF_HUGE - 1) & ~(uintptr_t)(PAGE_BUF_HUGE - 1));
+    if (p > raw)
+        munmap(raw, (size_t)(p - raw));
+    const size_t tail = (size_t)(raw + bytes + PAGE_BUF_HUGE - (p + bytes));
+    if (tail)
+        munmap(p + bytes, tail);
+    madvise(p, bytes, MADV_HUGEPAGE); /* a request: without it, 4 KiB pages */
+    return p;
+#else
+    (void)bytes;
+    return NULL;
+#endif
+}
+
+void page_buf_release(struct page_buf *b)
+{
+    if (!b->p)
+        return;
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+    if (b->mapped)
+        munmap(b->p, b->cap);
+    else
+        free(b->p);
+#else
+    free(b->p);
+#endif
+    b->p = NULL;
+    b->cap = 0;
+    b->mapped = 0;
+}
+
+int page_buf_reserve(struct page_buf *b, size_t bytes)
+{
+    if (b->p && bytes <= b->cap)
+        return 0;
+    if (bytes < 64)
+        bytes = 64;
+    page_buf_release(b);
+    if (bytes >= PAGE_BUF_MIN_LARGE && bytes <= SIZE_MAX - 2 * PAGE_BUF_HUGE) {
+        const size_t cap = (bytes + PAGE_BUF_HUGE - 1) / PAGE_BUF_HUGE * PAGE_BUF_HUGE;
+        void *p = map_huge(cap);
+        if (p) {
+            b->p = p;
+            b->cap = cap;
+            b->mapped = 1;
+            return 0;
+        }
+    }
+    if (bytes > SIZE_MAX - 63)
+        return -1;
+    const size_t cap = (bytes + 63) / 64 * 64;
+    void *p = aligned_alloc(64, cap);
+    if (!p)
+        return -1;
+    b->p = p;
+    b->cap = cap;
+    return 0;
+}
 
 static pthread_key_t scratch_key;
 static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
@@ -18,9 +93,9 @@ static int scratch_key_ok;
 
 static void scratch_buf_free(void *v)
 {
-    struct scratch_buf *b = v;
+    struct page_buf *b = v;
     if (b)
-        free(b->p);
+        page_buf_release(b);
     free(b);
 }
 
@@ -31,7 +106,7 @@ void *thread_scratch(size_t bytes)
     pthread_once(&scratch_once, scratch_key_init);
     if (!scratch_key_ok)
         return NULL;
-    struct scratch_buf *b = pthread_getspecific(scratch_key);
+    struct page_buf *b = pthread_getspecific(scratch_key);
     if (!b) {
         b = calloc(1, sizeof *b);
         if (!b || pthread_setspecific(scratch_key, b) != 0) {
@@ -39,14 +114,5 @@ void *thread_scratch(size_t bytes)
             return NULL;
         }
     }
-    if (bytes > b->cap || !b->p) {
-        const size_t cap = (bytes + 63) / 64 * 64;
-        void *p = aligned_alloc(64, cap ? cap : 64);
-        if (!p)
-            return NULL;
-        free(b->p);
-        b->p = p;
-        b->cap = cap ? cap : 64;
-    }
-    return b->p;
+    return page_buf_reserve(b, bytes) == 0 ? b->p : NULL;
 }

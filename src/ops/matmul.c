@@ -16,6 +16,7 @@
 
 #include "base/cpu.h"
 #include "base/err.h"
+#include "base/scratch.h"
 #include "ops/kernels.h"
 #include "ops/types.h"
 
@@ -72,8 +73,7 @@ const struct kernel_table *kernels_get(void)
 
 struct mm_ctx {
     struct pool *pool;
-    uint8_t *scratch; /* converted activation rows */
-    size_t cap;
+    struct page_buf act; /* converted activation rows */
 };
 
 struct mm_ctx *mm_ctx_create(struct pool *pool, char *err, size_t errlen)
@@ -91,25 +91,15 @@ void mm_ctx_free(struct mm_ctx *ctx)
 {
     if (!ctx)
         return;
-    free(ctx->scratch);
+    page_buf_release(&ctx->act);
     free(ctx);
 }
 
 static int mm_scratch_reserve(struct mm_ctx *ctx, size_t bytes, char *err, size_t errlen)
 {
-    if (bytes <= ctx->cap)
-        return 0;
-    size_t cap = ctx->cap ? ctx->cap : 4096;
-    while (cap < bytes)
-        cap = cap > SIZE_MAX / 2 ? bytes : cap * 2;
-    /* Rounded up to the alignment, as aligned_alloc wants. */
-    uint8_t *p = cap <= SIZE_MAX - 64 ? aligned_alloc(64, (cap + 63) / 64 * 64) : NULL;
-    if (!p)
+    if (page_buf_reserve(&ctx->act, bytes))
         return err_set(err, errlen, PAGODA_ENOMEM, "out of memory for %zu bytes of activations",
                        bytes);
-    free(ctx->scratch);
-    ctx->scratch = p;
-    ctx->cap = cap;
     return 0;
 }
 
@@ -284,7 +274,7 @@ int matmul_n(struct mm_ctx *ctx, const struct mm_weight *const *w, int nw, const
         int rc = mm_scratch_reserve(ctx, (size_t)b * xq_row, err, errlen);
         if (rc < 0)
             return rc;
-        job.xq = ctx->scratch;
+        job.xq = ctx->act.p;
         /* Converting a row costs about as much as one weight row's dot with
          * it, so only many rows are worth spreading. */
         const int conv_threads = b >= 8 ? nth : 1;
