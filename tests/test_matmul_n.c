@@ -1,6 +1,7 @@
 /*
  * test_matmul_n.c: matmul_n, several weights over the same activations in
- * one pass, gives bitwise what separate matmul calls give: mixed weight
+ * one pass, gives bitwise what separate matmul calls give, and what one
+ * kernel call on all rows gives: mixed weight
  * types sharing an activation type (q4_K with q6_K, as Q4_K_M files mix
  * them; q4_0 with q8_0; f16 alone), odd row counts, batch sizes 1 to 70,
  * one and two threads, every ISA level. Also its argument checks.
@@ -12,6 +13,7 @@
 #include "base/err.h"
 #include "base/pool.h"
 #include "base/rng.h"
+#include "ops/kernels.h"
 #include "ops/matmul.h"
 #include "ops/types.h"
 #include "test.h"
@@ -62,6 +64,36 @@ static void check_group(struct mm_ctx *ctx, struct rng *r, const int *types, con
         CHECKF(memcmp(y_one[i], y_all[i], sizeof(float) * (size_t)(b * ns[i])) == 0,
                "%s part %d (n=%lld, k=%lld, b=%lld) differs from its own matmul",
                cpu_isa_name(cpu_isa_get()), i, (long long)ns[i], (long long)k, (long long)b);
+    /* And both are what the kernel gives called once on all rows, with no
+     * activation id: kernels that keep prepared activations from one chunk
+     * to the next (same call id) must not change a bit, whatever the other
+     * parts did with the thread's buffer in between. */
+    const struct kernel_table *kt = kernels_get();
+    const struct type_traits *tt = type_traits_get(types[0]);
+    const size_t xq_row = type_row_size(tt->dot_type, k);
+    uint8_t *xq = tt->dot_type == PG_TYPE_F32 ? NULL : malloc(xq_row * (size_t)b);
+    for (int64_t i = 0; xq && i < b; i++)
+        kt->act_quant[tt->dot_type](x + i * k, xq + (size_t)i * xq_row, k);
+    for (int i = 0; i < nw; i++) {
+        float *y_ref = malloc(sizeof(float) * (size_t)(b * ns[i]));
+        const struct gemm_args a = {
+            .k = k,
+            .w = w[i].data,
+            .w_stride = w[i].mw.row_stride,
+            .n = ns[i],
+            .x = xq ? xq : (const uint8_t *)x,
+            .x_stride = xq ? xq_row : sizeof(float) * (size_t)k,
+            .b = b,
+            .y = y_ref,
+            .y_stride = ns[i],
+        };
+        kt->gemm[types[i]](&a);
+        CHECKF(memcmp(y_ref, y_all[i], sizeof(float) * (size_t)(b * ns[i])) == 0,
+               "%s part %d (n=%lld, k=%lld, b=%lld) differs from one kernel call",
+               cpu_isa_name(cpu_isa_get()), i, (long long)ns[i], (long long)k, (long long)b);
+        free(y_ref);
+    }
+    free(xq);
     for (int i = 0; i < nw; i++) {
         free(w[i].data);
         free(y_one[i]);
@@ -93,7 +125,7 @@ int main(void)
         {{PG_TYPE_F16, PG_TYPE_F16, 0}, 2, 100},
         {{PG_TYPE_F32, PG_TYPE_F32, 0}, 2, 33},
     };
-    static const int64_t bs[] = {1, 3, 8, 17, 70};
+    static const int64_t bs[] = {1, 3, 6, 8, 17, 70};
     const int isa_max = (int)cpu_isa_max();
     for (int isa = CPU_ISA_SCALAR; isa <= isa_max; isa++) {
         cpu_isa_set((enum cpu_isa)isa);

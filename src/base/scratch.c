@@ -65,25 +65,23 @@ int page_buf_reserve(struct page_buf *b, size_t bytes)
         return 0;
     if (bytes < 64)
         bytes = 64;
-    page_buf_release(b);
+    /* The new buffer is made while the old one still stands, so a grown
+     * buffer never comes back at the old address (callers that kept data
+     * there tell by the pointer whether it is still theirs). */
+    struct page_buf nb = {0};
     if (bytes >= PAGE_BUF_MIN_LARGE && bytes <= SIZE_MAX - 2 * PAGE_BUF_HUGE) {
-        const size_t cap = (bytes + PAGE_BUF_HUGE - 1) / PAGE_BUF_HUGE * PAGE_BUF_HUGE;
-        void *p = map_huge(cap);
-        if (p) {
-            b->p = p;
-            b->cap = cap;
-            b->mapped = 1;
-            return 0;
-        }
+        nb.cap = (bytes + PAGE_BUF_HUGE - 1) / PAGE_BUF_HUGE * PAGE_BUF_HUGE;
+        nb.p = map_huge(nb.cap);
+        nb.mapped = nb.p != NULL;
     }
-    if (bytes > SIZE_MAX - 63)
+    if (!nb.p && bytes <= SIZE_MAX - 63) {
+        nb.cap = (bytes + 63) / 64 * 64;
+        nb.p = aligned_alloc(64, nb.cap);
+    }
+    page_buf_release(b);
+    if (!nb.p)
         return -1;
-    const size_t cap = (bytes + 63) / 64 * 64;
-    void *p = aligned_alloc(64, cap);
-    if (!p)
-        return -1;
-    b->p = p;
-    b->cap = cap;
+    *b = nb;
     return 0;
 }
 
@@ -99,10 +97,15 @@ static void scratch_buf_free(void *v)
     free(b);
 }
 
+static _Thread_local uint64_t scratch_calls;
+
+uint64_t thread_scratch_calls(void) { return scratch_calls; }
+
 static void scratch_key_init(void) { scratch_key_ok = pthread_key_create(&scratch_key, scratch_buf_free) == 0; }
 
 void *thread_scratch(size_t bytes)
 {
+    scratch_calls++;
     pthread_once(&scratch_once, scratch_key_init);
     if (!scratch_key_ok)
         return NULL;

@@ -8,6 +8,7 @@
 #define PAGODA_BASE_SCRATCH_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 /* A buffer that grows on demand. From 64 KiB on it is mapped on 2 MiB
  * boundaries and asks the system for huge pages (Linux: madvise; it may
@@ -23,14 +24,21 @@ struct page_buf {
 };
 
 /* Makes b hold at least bytes, 64-byte aligned; the contents are not kept
- * when it grows. 0, or -1 when out of memory (b is then empty). */
+ * when it grows, and a grown buffer is never at the old address. 0, or -1
+ * when out of memory (b is then empty). */
 int page_buf_reserve(struct page_buf *b, size_t bytes);
 void page_buf_release(struct page_buf *b);
 
-/* At least bytes, 64-byte aligned, owned by the calling thread. The contents
- * do not survive the next call on the same thread, which may move the buffer:
- * a caller is done with one before it (or anything it calls) asks again.
- * NULL when out of memory. */
+/* At least bytes, 64-byte aligned, owned by the calling thread. A caller is
+ * done with the buffer before it (or anything it calls) asks again: the next
+ * call may move it. The contents survive a call that returns the same
+ * pointer, so a caller that asked last (see thread_scratch_calls) may use
+ * what it left there. NULL when out of memory. */
 void *thread_scratch(size_t bytes);
+
+/* How many times the calling thread has called thread_scratch: a caller that
+ * finds the count one past the one it saw after its own last call knows that
+ * nobody else has asked for the buffer since. */
+uint64_t thread_scratch_calls(void);
 
 #endif

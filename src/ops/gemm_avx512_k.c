@@ -735,6 +735,17 @@ ALWAYS_INLINE void kt_micro(int type, int R, const struct kt_w *w, int64_t nb, i
  * 9 KiB) stays in L1 while the tiles pass, however long the rows. */
 #define KT_SPAN 8
 
+/* What this thread's scratch buffer holds tiles of, from its last kt_gemm. */
+struct kt_prepared {
+    uint64_t act_id, calls; /* gemm_args.act_id; thread_scratch_calls() after asking */
+    const void *buf;
+    const uint8_t *x;
+    size_t x_stride;
+    int64_t b, k;
+    int type;
+};
+static _Thread_local struct kt_prepared kt_last;
+
 ALWAYS_INLINE void kt_gemm(int type, const struct gemm_args *a)
 {
     const int64_t nb = a->k / QK_K;
@@ -755,20 +766,31 @@ ALWAYS_INLINE void kt_gemm(int type, const struct gemm_args *a)
     const size_t wbytes = (size_t)group * wrow;
     const size_t abytes = (size_t)tiles * arow;
     const size_t sbytes = (size_t)(tiles < chunk ? tiles : chunk) * sizeof(struct kt_state);
-    uint8_t *buf = thread_scratch(wbytes + abytes + sbytes);
+    uint8_t *buf = thread_scratch(abytes + wbytes + sbytes);
+    const uint64_t calls = thread_scratch_calls();
     if (!buf) { /* no memory: the row-at-a-time path asks for far less */
         kq_gemm(type, a);
         return;
     }
-    struct kt_w *w = (struct kt_w *)buf;
-    struct kt_a *ta = (struct kt_a *)(buf + wbytes);
-    struct kt_state *st = (struct kt_state *)(buf + wbytes + abytes);
-    for (int64_t t = 0; t < tiles; t++) {
+    /* The tiles first: where they lie does not depend on the weight rows. */
+    struct kt_a *ta = (struct kt_a *)buf;
+    struct kt_w *w = (struct kt_w *)(buf + abytes);
+    struct kt_state *st = (struct kt_state *)(buf + abytes + wbytes);
+    /* The driver hands a thread several chunks of weight rows against the
+     * same activations: the tiles of the previous chunk are still there if
+     * nobody took the buffer since (about 4% of a b = 32 GEMM). */
+    const struct kt_prepared *lp = &kt_last;
+    const int kept = a->act_id != 0 && lp->act_id == a->act_id && lp->calls + 1 == calls &&
+                     lp->buf == buf && lp->x == a->x && lp->x_stride == a->x_stride && lp->b == a->b &&
+                     lp->k == a->k && lp->type == type;
+    for (int64_t t = 0; !kept && t < tiles; t++) {
         const block_q8_K *x[KT_C];
         for (int c = 0; c < KT_C; c++)
             x[c] = (const block_q8_K *)(const void *)(a->x + (size_t)(KT_C * t + c) * a->x_stride);
         kt_prep_tile(type, x, nb, ta + t * nb);
     }
+    kt_last = (struct kt_prepared){.act_id = a->act_id, .calls = calls, .buf = buf, .x = a->x,
+                                   .x_stride = a->x_stride, .b = a->b, .k = a->k, .type = type};
     for (int64_t j0 = 0; j0 < a->n; j0 += group) {
         const int64_t gn = a->n - j0 < group ? a->n - j0 : group;
         for (int64_t r = 0; r < gn; r++) {

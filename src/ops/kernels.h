@@ -27,6 +27,11 @@ struct gemm_args {
     int64_t b;         /* activation rows to do */
     float *y;          /* y[i * y_stride + j] = dot(activation row i, weight row j) */
     int64_t y_stride;  /* floats between output rows */
+    /* Nonzero: names these activation rows for the whole of one matmul, so a
+     * kernel called on several chunks of its weight rows may keep what it
+     * prepared from them (same act_id, x and b: the same bytes). 0: no such
+     * promise. */
+    uint64_t act_id;
 };
 
 typedef void (*gemm_fn)(const struct gemm_args *a);

@@ -136,7 +136,11 @@ struct mm_job {
     int n_parts;
     int64_t n_chunks;
     _Atomic int64_t next_chunk;
+    uint64_t act_id; /* this call's activations, for the kernels (gemm_args) */
 };
+
+/* Numbers the calls' converted activations: unique in the process. */
+static _Atomic uint64_t mm_act_ids;
 
 static void mm_convert_worker(void *arg, int ith, int nth)
 {
@@ -166,6 +170,7 @@ static void mm_gemm_chunk(const struct mm_job *job, int64_t chunk)
             .b = tb,
             .y = pt->y + t0 * pt->n + r0,
             .y_stride = pt->n,
+            .act_id = job->act_id,
         };
         pt->gemm(&a);
     }
@@ -262,6 +267,7 @@ int matmul_n(struct mm_ctx *ctx, const struct mm_weight *const *w, int nw, const
         .k = k,
         .b = b,
         .xq_stride = xq_row,
+        .act_id = atomic_fetch_add_explicit(&mm_act_ids, 1, memory_order_relaxed) + 1,
     };
 
     const int pool_threads = pool_size(ctx->pool);
