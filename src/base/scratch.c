@@ -42,21 +42,22 @@ static void *map_huge(size_t bytes)
 #endif
 }
 
+static void unmap_huge(void *p, size_t bytes)
+{
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+    munmap(p, bytes);
+#else
+    (void)p, (void)bytes; /* map_huge never maps here */
+#endif
+}
+
 void page_buf_release(struct page_buf *b)
 {
-    if (!b->p)
-        return;
-#if defined(__linux__) && defined(MADV_HUGEPAGE)
     if (b->mapped)
-        munmap(b->p, b->cap);
+        unmap_huge(b->p, b->cap);
     else
         free(b->p);
-#else
-    free(b->p);
-#endif
-    b->p = NULL;
-    b->cap = 0;
-    b->mapped = 0;
+    *b = (struct page_buf){0};
 }
 
 int page_buf_reserve(struct page_buf *b, size_t bytes)

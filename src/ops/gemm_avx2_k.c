@@ -24,7 +24,6 @@
 #include "ops/quants.h"
 
 #define KQ_C 4 /* activation rows per pass over a weight row */
-#define KQ_PREFETCH_AHEAD 2048 /* bytes ahead in the weight stream */
 
 /* Per 16-bit lane: the scale of the lane's two values in vector v, from the
  * 16 scales as 16-bit values (s16): scale 2v in the low 128 bits, 2v + 1 in
@@ -99,11 +98,7 @@ ALWAYS_INLINE void kq_row(int type, int C, const uint8_t *w, const block_q8_K *c
     }
     for (int64_t i = 0; i < nb; i++) {
         struct kq_blk k;
-        /* Rows are short streams the hardware prefetchers pick up late:
-         * ask for the bytes a little ahead, across the end of the row into
-         * the next. */
-        for (size_t o = 0; o < wbs; o += 64)
-            _mm_prefetch((const char *)w + (size_t)i * wbs + KQ_PREFETCH_AHEAD + o, _MM_HINT_T0);
+        kq_prefetch_ahead(w + (size_t)i * wbs, wbs);
         kq_prep(type, w + (size_t)i * wbs, &k);
         __m256i sum[KQ_C];
 #pragma GCC unroll 4

@@ -31,7 +31,6 @@
 #include "ops/quants.h"
 
 #define KQ_C 8 /* activation rows per pass over a weight row */
-#define KQ_PREFETCH_AHEAD 2048 /* bytes ahead in the weight stream */
 
 /* 32 bytes at p in both halves. */
 ALWAYS_INLINE __m512i bcast256(const void *p) { return _mm512_broadcast_i64x4(load256(p)); }
@@ -165,11 +164,7 @@ ALWAYS_INLINE void kq_block(int type, int C, const uint8_t *w, const block_q8_K 
 {
     const size_t wbs = kq_block_size(type);
     struct kq_blk k;
-    /* Rows are short streams the hardware prefetchers pick up late:
-     * ask for the bytes a little ahead, across the end of the row into
-     * the next. */
-    for (size_t o = 0; o < wbs; o += 64)
-        _mm_prefetch((const char *)w + (size_t)i * wbs + KQ_PREFETCH_AHEAD + o, _MM_HINT_T0);
+    kq_prefetch_ahead(w + (size_t)i * wbs, wbs);
     kq_prep(type, w + (size_t)i * wbs, &k);
     __m512i sum[KQ_C];
 #pragma GCC unroll 8
@@ -295,8 +290,7 @@ ALWAYS_INLINE void kq45_step(int type, int C, int NB, const uint8_t *w, const st
 {
     const size_t wbs = kq_block_size(type);
     const uint8_t *b0 = w + (size_t)i * wbs, *b1 = NB == 2 ? b0 + wbs : b0;
-    for (size_t o = 0; o < (size_t)NB * wbs; o += 64)
-        _mm_prefetch((const char *)b0 + KQ_PREFETCH_AHEAD + o, _MM_HINT_T0);
+    kq_prefetch_ahead(b0, (size_t)NB * wbs);
     const block_q4_K *h0 = (const block_q4_K *)(const void *)b0, *h1 = (const block_q4_K *)(const void *)b1;
     const __m256i sm2 = kq_q45_scales_x2(
         _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)(const void *)h0->scales)),
@@ -735,13 +729,14 @@ ALWAYS_INLINE void kt_micro(int type, int R, const struct kt_w *w, int64_t nb, i
  * 9 KiB) stays in L1 while the tiles pass, however long the rows. */
 #define KT_SPAN 8
 
-/* What this thread's scratch buffer holds tiles of, from its last kt_gemm. */
+/* What this thread's scratch buffer holds tiles of, from its last kt_gemm
+ * (one act_id fixes k and the row stride; x and b pick the driver's
+ * activation tile). */
 struct kt_prepared {
     uint64_t act_id, calls; /* gemm_args.act_id; thread_scratch_calls() after asking */
     const void *buf;
     const uint8_t *x;
-    size_t x_stride;
-    int64_t b, k;
+    int64_t b;
     int type;
 };
 static _Thread_local struct kt_prepared kt_last;
@@ -781,16 +776,15 @@ ALWAYS_INLINE void kt_gemm(int type, const struct gemm_args *a)
      * nobody took the buffer since (about 4% of a b = 32 GEMM). */
     const struct kt_prepared *lp = &kt_last;
     const int kept = a->act_id != 0 && lp->act_id == a->act_id && lp->calls + 1 == calls &&
-                     lp->buf == buf && lp->x == a->x && lp->x_stride == a->x_stride && lp->b == a->b &&
-                     lp->k == a->k && lp->type == type;
+                     lp->buf == buf && lp->x == a->x && lp->b == a->b && lp->type == type;
     for (int64_t t = 0; !kept && t < tiles; t++) {
         const block_q8_K *x[KT_C];
         for (int c = 0; c < KT_C; c++)
             x[c] = (const block_q8_K *)(const void *)(a->x + (size_t)(KT_C * t + c) * a->x_stride);
         kt_prep_tile(type, x, nb, ta + t * nb);
     }
-    kt_last = (struct kt_prepared){.act_id = a->act_id, .calls = calls, .buf = buf, .x = a->x,
-                                   .x_stride = a->x_stride, .b = a->b, .k = a->k, .type = type};
+    kt_last = (struct kt_prepared){
+        .act_id = a->act_id, .calls = calls, .buf = buf, .x = a->x, .b = a->b, .type = type};
     for (int64_t j0 = 0; j0 < a->n; j0 += group) {
         const int64_t gn = a->n - j0 < group ? a->n - j0 : group;
         for (int64_t r = 0; r < gn; r++) {

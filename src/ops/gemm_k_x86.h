@@ -56,6 +56,18 @@ ALWAYS_INLINE __m128i kq_q45_scales(const uint8_t *p)
     return _mm256_castsi256_si128(kq_q45_scales_x2(_mm256_castsi128_si256(v)));
 }
 
+/* Rows are short streams the hardware prefetchers pick up late: the
+ * few-row kernels ask for the bytes of the blocks they take this far
+ * ahead, across the end of the row into the next. */
+#define KQ_PREFETCH_AHEAD 2048
+
+/* Asks for the cache lines of the n weight bytes KQ_PREFETCH_AHEAD past b. */
+ALWAYS_INLINE void kq_prefetch_ahead(const uint8_t *b, size_t n)
+{
+    for (size_t o = 0; o < n; o += 64)
+        _mm_prefetch((const char *)b + KQ_PREFETCH_AHEAD + o, _MM_HINT_T0);
+}
+
 /* One weight block, its scales unpacked for the code vectors. */
 struct kq_blk {
     const uint8_t *b;
